@@ -1,0 +1,99 @@
+"""The command line: `python -m app <command> [--config FILE] [--set section.key=value ...]`.
+
+    train         train, checkpoint and summarize until train.max_steps (resumes by itself)
+    eval          evaluate each new checkpoint every eval.interval_secs (--once: the newest, then exit)
+    tensorboard   serve train_dir on tensorboard.port
+    data          download and verify CIFAR-10, or generate the synthetic set, then exit
+    check-config  print the resolved configuration, or say what is wrong with it
+    health        exit 0 when the supervised programs and TensorBoard are as they should be
+
+Exit codes: 0 done; 2 bad configuration or bad input, with a message naming what and where;
+3 training diverged; anything else a crash (supervisord restarts the program).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+# TensorFlow's C++ INFO lines (oneDNN, CPU features) drown the appliance's own log; warnings stay.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+
+from app import config as configuration
+from app.data import DataError
+
+EXIT_BAD_INPUT = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m app", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="FILE",
+                        help=f"YAML file laid over the defaults (default: ${configuration.CONFIG_FILE_VARIABLE})")
+    common.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="SECTION.KEY=VALUE", help="override one key (repeatable)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="command")
+    commands.add_parser("train", parents=[common], help="train until train.max_steps")
+    evaluate = commands.add_parser("eval", parents=[common], help="evaluate new checkpoints")
+    evaluate.add_argument("--once", action="store_true", help="evaluate the newest and exit")
+    commands.add_parser("tensorboard", parents=[common], help="serve train_dir")
+    commands.add_parser("data", parents=[common], help="fetch or generate the data set")
+    commands.add_parser("check-config", parents=[common], help="print the resolved config")
+    commands.add_parser("health", parents=[common], help="check the running appliance")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = _parser().parse_args(argv)
+    try:
+        config = configuration.load(arguments.config, arguments.overrides)
+        if arguments.command in ("train", "eval", "data", "check-config"):
+            configuration.check_paths(config)
+        return _run(arguments, config)
+    except configuration.ConfigError as error:
+        print(f"config error: {error}", file=sys.stderr, flush=True)
+        return EXIT_BAD_INPUT
+    except DataError as error:
+        print(f"data error: {error}", file=sys.stderr, flush=True)
+        return EXIT_BAD_INPUT
+
+
+def _run(arguments, config) -> int:
+    # Each command imports only what it needs: TensorFlow alone takes seconds to import.
+    if arguments.command == "check-config":
+        print(config.to_yaml(), end="")
+        return 0
+    if arguments.command == "data":
+        from app import data
+        batches = data.prepare(config.data, config.paths.data_dir)
+        for split in ("train", "test"):
+            images, _ = data.load_split(batches, split)
+            print(f"{split}: {len(images):,} images in {batches}")
+        return 0
+    if arguments.command == "train":
+        from app import train
+        return train.main(config)
+    if arguments.command == "eval":
+        from app import evaluate
+        return evaluate.main(config, once=arguments.once)
+    if arguments.command == "tensorboard":
+        return _exec_tensorboard(config)
+    if arguments.command == "health":
+        from app import health
+        return health.main(config)
+    raise AssertionError(arguments.command)
+
+
+def _exec_tensorboard(config) -> int:
+    command = [sys.executable, "-m", "tensorboard.main",
+               "--logdir", config.paths.train_dir, "--bind_all",
+               "--port", str(config.tensorboard.port),
+               "--reload_interval", f"{config.tensorboard.reload_interval_secs:g}"]
+    os.makedirs(config.paths.train_dir, exist_ok=True)
+    print("exec " + " ".join(command), flush=True)
+    os.execv(sys.executable, command)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

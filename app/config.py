@@ -1,0 +1,304 @@
+"""The configuration: YAML in, one typed, validated, frozen object out.
+
+Layers, each over the one before:
+  1. the packaged defaults, docker/config.yaml (every key, documented);
+  2. the user's file (--config FILE, or the CIFAR10_CONFIG environment variable): only the keys
+     it changes;
+  3. environment overrides CIFAR10_<SECTION>_<KEY>=value, e.g. CIFAR10_TRAIN_MAX_STEPS=2000;
+  4. command-line overrides --set section.key=value.
+
+Values given as text (layers 3 and 4) are read as YAML scalars, so "2000" is a number and "false"
+a boolean. Everything else is strict: an unknown key, a wrong type or a value out of range is a
+ConfigError whose message names the source (file and line, variable, or --set) and the key.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+DEFAULTS_FILE = Path(__file__).resolve().parent.parent / "docker" / "config.yaml"
+CONFIG_FILE_VARIABLE = "CIFAR10_CONFIG"
+OVERRIDE_PREFIX = "CIFAR10_"
+
+
+class ConfigError(ValueError):
+    """A configuration the appliance refuses to start with. str() is the whole message."""
+
+
+def _field(minimum=None, choices=None, exclusive_minimum=None, maximum=None):
+    return dataclasses.field(metadata=dict(
+        minimum=minimum, exclusive_minimum=exclusive_minimum, maximum=maximum, choices=choices))
+
+
+@dataclasses.dataclass(frozen=True)
+class PathsConfig:
+    train_dir: str = _field()
+    data_dir: str = _field()
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    source: str = _field(choices=("cifar10", "synthetic"))
+    url: str = _field()
+    md5: str = _field()
+    download_attempts: int = _field(minimum=1)
+    synthetic_train_examples: int = _field(minimum=5)
+    synthetic_test_examples: int = _field(minimum=1)
+    synthetic_seed: int = _field(minimum=0)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    model: str = _field(choices=("cnn",))
+    max_steps: int = _field(minimum=1)
+    batch_size: int = _field(minimum=1)
+    initial_learning_rate: float = _field(exclusive_minimum=0.0)
+    learning_rate_decay_factor: float = _field(exclusive_minimum=0.0, maximum=1.0)
+    epochs_per_decay: float = _field(exclusive_minimum=0.0)
+    weight_decay: float = _field(minimum=0.0)
+    moving_average_decay: float = _field(minimum=0.0, maximum=1.0)
+    checkpoint_every_steps: int = _field(minimum=0)
+    checkpoint_every_secs: float = _field(minimum=0.0)
+    keep_checkpoints: int = _field(minimum=1)
+    summary_every_steps: int = _field(minimum=1)
+    log_every_steps: int = _field(minimum=1)
+    threads: int = _field(minimum=0)
+    seed: int | None = _field(minimum=0)
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+    interval_secs: float = _field(minimum=0.0)
+    num_examples: int = _field(minimum=1)
+    batch_size: int = _field(minimum=1)
+    use_moving_averages: bool = _field()
+    threads: int = _field(minimum=0)
+    gpu_memory_limit_mb: int = _field(minimum=0)
+
+
+@dataclasses.dataclass(frozen=True)
+class TensorBoardConfig:
+    port: int = _field(minimum=1, maximum=65535)
+    reload_interval_secs: float = _field(exclusive_minimum=0.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    paths: PathsConfig
+    data: DataConfig
+    train: TrainConfig
+    eval: EvalConfig
+    tensorboard: TensorBoardConfig
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.as_dict(), sort_keys=False)
+
+
+# With postponed annotations, dataclass field types are the names written above.
+SECTIONS: dict[str, type] = {f.name: globals()[f.type] for f in dataclasses.fields(Config)}
+VALUE_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
+
+
+def load(config_file: str | None = None, overrides: list[str] = (),
+         environ: Mapping[str, str] | None = None) -> Config:
+    """Resolves the four layers into a Config, or raises ConfigError."""
+    environ = os.environ if environ is None else environ
+    raw = _read_yaml_file(DEFAULTS_FILE)
+    user_file = config_file or environ.get(CONFIG_FILE_VARIABLE)
+    if user_file:
+        _merge(raw, _read_yaml_file(Path(user_file)))
+    _merge(raw, _environment_overrides(environ))
+    _merge(raw, _command_line_overrides(overrides))
+    return _build(raw)
+
+
+class _Setting:
+    """A value together with where it came from, so that errors can say where to fix it."""
+
+    def __init__(self, value: Any, origin: str):
+        self.value = value
+        self.origin = origin
+
+
+def _read_yaml_file(path: Path) -> dict[str, dict[str, _Setting]]:
+    if not path.exists():
+        raise ConfigError(f"{path}: config file not found")
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a directory, expected a YAML config file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not a text file ({error.reason} at byte {error.start})") from None
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read: {error.strerror}") from None
+    try:
+        document = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
+        problem = getattr(error, "problem", None) or str(error)
+        raise ConfigError(f"{path}: {where}: invalid YAML: {problem}") from None
+    if document is None:
+        raise ConfigError(f"{path}: the file is empty; expected sections such as 'train:'")
+    if not isinstance(document, yaml.MappingNode):
+        raise ConfigError(f"{path}: line {document.start_mark.line + 1}: expected a mapping of "
+                          f"sections ({', '.join(SECTIONS)})")
+    raw: dict[str, dict[str, _Setting]] = {}
+    for section_node, keys_node in document.value:
+        section = _scalar_key(path, section_node)
+        origin = f"{path}: line {section_node.start_mark.line + 1}"
+        if not isinstance(keys_node, yaml.MappingNode):
+            _check_section(section, origin)
+            raise ConfigError(f"{origin}: section '{section}' must be a mapping of keys")
+        for key_node, value_node in keys_node.value:
+            key = _scalar_key(path, key_node)
+            value = yaml.SafeLoader(text).construct_object(value_node, deep=True)
+            raw.setdefault(section, {})[key] = _Setting(
+                value, f"{path}: line {key_node.start_mark.line + 1}")
+    return raw
+
+
+def _scalar_key(path: Path, node: yaml.Node) -> str:
+    if not isinstance(node, yaml.ScalarNode):
+        raise ConfigError(f"{path}: line {node.start_mark.line + 1}: keys must be plain names")
+    return str(node.value)
+
+
+def _environment_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, _Setting]]:
+    raw: dict[str, dict[str, _Setting]] = {}
+    for variable, text in environ.items():
+        if not variable.startswith(OVERRIDE_PREFIX) or variable == CONFIG_FILE_VARIABLE:
+            continue
+        section, _, key = variable[len(OVERRIDE_PREFIX):].lower().partition("_")
+        origin = f"environment variable {variable}"
+        if not key:
+            raise ConfigError(f"{origin}: expected {OVERRIDE_PREFIX}<SECTION>_<KEY>")
+        raw.setdefault(section, {})[key] = _Setting(_parse_scalar(text, origin), origin)
+    return raw
+
+
+def _command_line_overrides(overrides: list[str]) -> dict[str, dict[str, _Setting]]:
+    raw: dict[str, dict[str, _Setting]] = {}
+    for override in overrides:
+        origin = f"--set {override}"
+        dotted_key, equals, text = override.partition("=")
+        section, dot, key = dotted_key.strip().partition(".")
+        if not equals or not dot or not section or not key:
+            raise ConfigError(f"{origin}: expected --set section.key=value")
+        raw.setdefault(section, {})[key] = _Setting(_parse_scalar(text, origin), origin)
+    return raw
+
+
+def _parse_scalar(text: str, origin: str) -> Any:
+    try:
+        return yaml.safe_load(text) if text.strip() else text
+    except yaml.YAMLError:
+        raise ConfigError(f"{origin}: cannot read the value {text!r}") from None
+
+
+def _merge(base: dict, overlay: dict) -> None:
+    for section, keys in overlay.items():
+        base.setdefault(section, {}).update(keys)
+
+
+def _check_section(section: str, origin: str) -> type:
+    if section not in SECTIONS:
+        raise ConfigError(f"{origin}: unknown section '{section}'{_did_you_mean(section, SECTIONS)}"
+                          f"; sections are {', '.join(SECTIONS)}")
+    return SECTIONS[section]
+
+
+def _build(raw: dict[str, dict[str, _Setting]]) -> Config:
+    sections = {}
+    for section, settings in raw.items():
+        first_origin = next(iter(settings.values())).origin
+        section_type = _check_section(section, first_origin)
+        fields = {f.name: f for f in dataclasses.fields(section_type)}
+        values = {}
+        for key, setting in settings.items():
+            if key not in fields:
+                raise ConfigError(f"{setting.origin}: unknown key '{section}.{key}'"
+                                  f"{_did_you_mean(key, fields, prefix=section + '.')}")
+            values[key] = _checked(section, fields[key], setting)
+        missing = set(fields) - set(values)
+        if missing:  # only possible if the packaged defaults are broken
+            raise ConfigError(f"{DEFAULTS_FILE}: missing keys {sorted(missing)} in '{section}'")
+        sections[section] = section_type(**values)
+    return Config(**sections)
+
+
+def _checked(section: str, field: dataclasses.Field, setting: _Setting) -> Any:
+    value, name = setting.value, f"{section}.{field.name}"
+    optional = field.type.endswith(" | None")
+    base_type = VALUE_TYPES[field.type.removesuffix(" | None")]
+
+    def fail(expectation: str):
+        raise ConfigError(f"{setting.origin}: {name}: expected {expectation}, got {value!r}")
+
+    if value is None:
+        if optional:
+            return None
+        fail(f"a value ({_describe(base_type)})")
+    if base_type is bool:
+        if not isinstance(value, bool):
+            fail("true or false (unquoted)")
+    elif base_type is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            fail("a whole number")
+    elif base_type is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            fail("a number")
+        value = float(value)
+    elif base_type is str:
+        if not isinstance(value, str) or not value.strip():
+            fail("a non-empty text")
+
+    rules = field.metadata
+    if rules["choices"] and value not in rules["choices"]:
+        fail("one of " + ", ".join(rules["choices"]))
+    if rules["minimum"] is not None and value < rules["minimum"]:
+        fail(f"{_describe(base_type)} >= {rules['minimum']}")
+    if rules["exclusive_minimum"] is not None and value <= rules["exclusive_minimum"]:
+        fail(f"{_describe(base_type)} > {rules['exclusive_minimum']}")
+    if rules["maximum"] is not None and value > rules["maximum"]:
+        fail(f"{_describe(base_type)} <= {rules['maximum']}")
+    return value
+
+
+def _describe(base_type: type) -> str:
+    return {int: "a whole number", float: "a number", str: "a text", bool: "true or false"}[base_type]
+
+
+def _did_you_mean(word: str, candidates, prefix: str = "") -> str:
+    close = difflib.get_close_matches(word, list(candidates), n=1)
+    return f" (did you mean '{prefix}{close[0]}'?)" if close else ""
+
+
+def check_paths(config: Config) -> None:
+    """Fails early, naming the key, when a path cannot serve: a file where a folder belongs, or a
+    folder the appliance may not write. Creates nothing."""
+    _check_folder("paths.train_dir", Path(config.paths.train_dir), must_write=True)
+    data_dir = Path(config.paths.data_dir)
+    # A read-only data_dir is fine when the data is already there (a mounted copy).
+    already_there = (data_dir / "cifar-10-batches-bin").is_dir() and config.data.source == "cifar10"
+    _check_folder("paths.data_dir", data_dir, must_write=not already_there)
+
+
+def _check_folder(key: str, folder: Path, must_write: bool) -> None:
+    existing = folder
+    while not existing.exists():  # the folder will be created inside its nearest existing parent
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"{key}: {existing} is a file, expected a directory")
+    if must_write and not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"{key}: {existing} is not writable by uid {os.getuid()}")

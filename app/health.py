@@ -1,0 +1,90 @@
+"""`python -m app health`: is the appliance doing what it should? Exit 0 if so, 1 if not.
+
+Meant for a container health check (`HEALTHCHECK CMD entrypoint.sh health`) and for people:
+it asks supervisord how each program is, over the control socket with supervisor's own XML-RPC
+client, and asks TensorBoard for its front page. Everything found wrong is printed, one line each.
+
+Healthy means:
+  train        RUNNING, or EXITED with status 0 (it reached train.max_steps)
+  eval         RUNNING, or EXITED with status 0 (it evaluated the checkpoint at max_steps)
+  tensorboard  RUNNING, and http://127.0.0.1:<tensorboard.port>/ answers 200
+A train that EXITED 3 (diverged) or 2 (bad input) is deliberately not restarted, and unhealthy.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import urllib.error
+import urllib.request
+import xmlrpc.client
+
+from supervisor.xmlrpc import SupervisorTransport
+
+# The one name for the socket's location: docker/supervisord.conf reads it, entrypoint.sh gives
+# it its default. Deliberately not CIFAR10_*: those are config overrides (CIFAR10_TRAIN_MAX_STEPS).
+SOCKET_VARIABLE = "APPLIANCE_SUPERVISOR_SOCKET"
+FINISHED_CLEANLY = 0
+PROGRAMS_THAT_MAY_FINISH = ("train", "eval")
+PROGRAMS_THAT_MUST_RUN = ("tensorboard",)
+TIMEOUT_SECS = 5
+
+
+def main(config) -> int:
+    socket_path = os.environ.get(SOCKET_VARIABLE)
+    if not socket_path:
+        print(f"unhealthy: {SOCKET_VARIABLE} is not set, so supervisord's socket is unknown "
+              "(run `entrypoint.sh health`, which sets it)")
+        return 1
+    socket.setdefaulttimeout(TIMEOUT_SECS)  # a hung supervisord must not hang the health check
+    problems = program_problems(socket_path) + tensorboard_problems(config.tensorboard.port)
+    for problem in problems:
+        print(f"unhealthy: {problem}")
+    if problems:
+        return 1
+    print(f"healthy: train, eval and tensorboard as expected; TensorBoard answers on port "
+          f"{config.tensorboard.port}")
+    return 0
+
+
+def program_problems(socket_path: str) -> list[str]:
+    try:
+        processes = supervisor_proxy(socket_path).supervisor.getAllProcessInfo()
+    except (OSError, xmlrpc.client.Error) as error:
+        return [f"cannot ask supervisord at {socket_path}: {error}"]
+    by_name = {process["name"]: process for process in processes}
+    problems = []
+    for name in PROGRAMS_THAT_MAY_FINISH + PROGRAMS_THAT_MUST_RUN:
+        process = by_name.get(name)
+        if process is None:
+            problems.append(f"{name}: not a program of this supervisord")
+            continue
+        state = process["statename"]
+        if state == "RUNNING":
+            continue
+        if (name in PROGRAMS_THAT_MAY_FINISH and state == "EXITED"
+                and process["exitstatus"] == FINISHED_CLEANLY):
+            continue
+        detail = f" with status {process['exitstatus']}" if state == "EXITED" else ""
+        if process.get("spawnerr"):
+            detail += f" ({process['spawnerr']})"
+        problems.append(f"{name}: {state}{detail}")
+    return problems
+
+
+def supervisor_proxy(socket_path: str) -> xmlrpc.client.ServerProxy:
+    # The URL's host is ignored: the transport talks to the unix socket.
+    transport = SupervisorTransport(serverurl=f"unix://{socket_path}")
+    return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
+
+
+def tensorboard_problems(port: int) -> list[str]:
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        with urllib.request.urlopen(url, timeout=TIMEOUT_SECS) as response:
+            if response.status == 200:
+                return []
+            return [f"tensorboard: {url} answered HTTP {response.status}"]
+    except urllib.error.HTTPError as error:
+        return [f"tensorboard: {url} answered HTTP {error.code}"]
+    except (OSError, urllib.error.URLError) as error:
+        return [f"tensorboard: no answer from {url}: {getattr(error, 'reason', error)}"]

@@ -1,0 +1,92 @@
+"""The networks.
+
+`tutorial_cnn` is the classic TensorFlow CIFAR-10 model, layer for layer and with the tutorial's
+initializers: two 5x5 convolutions with max pooling and local response normalization, two fully
+connected layers with weight decay, and a linear softmax layer (1,068,298 parameters).
+
+A model here is a Keras model whose output is a dict: every named layer's activations, the logits
+under 'softmax_linear'. The trainer uses the activations for its summaries; `logits_model` gives the
+plain images -> logits view that eval, export and Keras' own fit use.
+"""
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from app.data import CHANNELS, CROP_SIZE, NUM_CLASSES
+
+# Layers whose activations the summaries show, in the order data flows through them.
+ACTIVATION_LAYERS = ("conv1", "conv2", "local3", "local4", "softmax_linear")
+# Layers whose kernels carry L2 weight decay (the tutorial's wd=0.004 on local3 and local4).
+DECAYED_LAYERS = ("local3", "local4")
+
+
+def _local_response_normalization(name: str) -> keras.layers.Layer:
+    # Keras 3 has no LRN layer; these are the tutorial's constants.
+    return keras.layers.Lambda(
+        lambda x: tf.nn.local_response_normalization(
+            x, depth_radius=4, bias=1.0, alpha=0.001 / 9.0, beta=0.75),
+        name=name)
+
+
+def _dense(units: int, stddev: float, bias: float, name: str, activation="relu"):
+    return keras.layers.Dense(
+        units, activation=activation, name=name,
+        kernel_initializer=keras.initializers.TruncatedNormal(stddev=stddev),
+        bias_initializer=keras.initializers.Constant(bias))
+
+
+def _conv(bias: float, name: str):
+    return keras.layers.Conv2D(
+        64, 5, padding="same", activation="relu", name=name,
+        kernel_initializer=keras.initializers.TruncatedNormal(stddev=5e-2),
+        bias_initializer=keras.initializers.Constant(bias))
+
+
+def tutorial_cnn() -> keras.Model:
+    images = keras.Input((CROP_SIZE, CROP_SIZE, CHANNELS), name="images")
+    conv1 = _conv(0.0, "conv1")(images)
+    pool1 = keras.layers.MaxPool2D(3, 2, padding="same", name="pool1")(conv1)
+    norm1 = _local_response_normalization("norm1")(pool1)
+    conv2 = _conv(0.1, "conv2")(norm1)
+    norm2 = _local_response_normalization("norm2")(conv2)
+    pool2 = keras.layers.MaxPool2D(3, 2, padding="same", name="pool2")(norm2)
+    flat = keras.layers.Flatten(name="flatten")(pool2)
+    local3 = _dense(384, 0.04, 0.1, "local3")(flat)
+    local4 = _dense(192, 0.04, 0.1, "local4")(local3)
+    # Linear: the softmax lives in the loss, which is numerically kinder.
+    logits = _dense(NUM_CLASSES, 1 / 192.0, 0.0, "softmax_linear", activation=None)(local4)
+    return keras.Model(images, {"conv1": conv1, "conv2": conv2, "local3": local3,
+                                "local4": local4, "softmax_linear": logits}, name="cifar10_cnn")
+
+
+MODELS = {"cnn": tutorial_cnn}
+
+
+def build(name: str) -> keras.Model:
+    return MODELS[name]()
+
+
+def logits_model(model: keras.Model) -> keras.Model:
+    """The same layers and weights, images in and logits out."""
+    return keras.Model(model.inputs, model.output["softmax_linear"], name=model.name + "_logits")
+
+
+def weight_decay_losses(model: keras.Model, weight_decay: float) -> dict[str, tf.Tensor]:
+    """The tutorial's weight_loss terms: weight_decay * sum(w**2) / 2 per decayed kernel."""
+    return {f"{name}/weight_loss": weight_decay * tf.nn.l2_loss(model.get_layer(name).kernel)
+            for name in DECAYED_LAYERS}
+
+
+def training_flops_per_image(model: keras.Model) -> int:
+    """Floating-point operations to train on one image: 2 per multiply-add forward, and twice
+    the forward pass again for the backward pass (gradients for inputs and for weights)."""
+    multiply_adds = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            height, width, channels_out = layer.output.shape[1:]
+            kernel_h, kernel_w, channels_in, _ = layer.kernel.shape
+            multiply_adds += height * width * channels_out * kernel_h * kernel_w * channels_in
+        elif isinstance(layer, keras.layers.Dense):
+            multiply_adds += layer.kernel.shape[0] * layer.kernel.shape[1]
+    return 3 * 2 * multiply_adds

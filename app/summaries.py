@@ -1,0 +1,89 @@
+"""Everything TensorBoard shows, in one place, named as the tutorial named it.
+
+Training run (train_dir):
+  images                              the augmented inputs of a batch
+  <layer>/activations, <layer>/sparsity   per layer: a histogram and the fraction of zeros
+  cross_entropy (raw), cross_entropy  each loss as computed, and as its 0.9 moving average;
+  local3/weight_loss (raw), ...       likewise the weight-decay terms and total_loss
+  learning_rate
+  <variable>, <variable>/gradients    histograms of every trainable variable and its gradient
+  examples_per_sec, sec_per_batch     throughput, at each log line
+  config                              the resolved configuration, as text
+  the graph of the train step         traced once, at the first step
+Eval run (train_dir/eval):
+  precision @ 1, cross_entropy        at each checkpoint's global step
+
+Histograms of large tensors see a fixed-size, evenly strided sample: conv1's activations alone are
+4.7M values a batch, and bucketing all of them costs more than a whole training step.
+"""
+from __future__ import annotations
+
+import tensorflow as tf
+
+HISTOGRAM_SAMPLE_SIZE = 16_384
+IMAGES_SHOWN = 10
+LOSS_AVERAGE_DECAY = 0.9
+
+
+def _sample(tensor: tf.Tensor) -> tf.Tensor:
+    values = tf.reshape(tensor, [-1])
+    stride = tf.maximum(1, tf.size(values) // HISTOGRAM_SAMPLE_SIZE)
+    return values[::stride]
+
+
+def _displayable(images: tf.Tensor) -> tf.Tensor:
+    # The network sees standardized images; stretch each to [0, 1] so it can be looked at.
+    low = tf.reduce_min(images, axis=[1, 2, 3], keepdims=True)
+    high = tf.reduce_max(images, axis=[1, 2, 3], keepdims=True)
+    return (images - low) / tf.maximum(high - low, 1e-6)
+
+
+class LossAverages(tf.Module):
+    """The 0.9 moving average of each loss, the smoothed curves the tutorial drew."""
+
+    def __init__(self, names):
+        super().__init__(name="loss_averages")
+        self.averages = {name: tf.Variable(0.0, trainable=False, name=name.replace("/", "_"))
+                         for name in names}
+        self.updates = tf.Variable(0, trainable=False, dtype=tf.int64, name="updates")
+
+    def update(self, losses: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        first = tf.equal(self.updates, 0)
+        for name, value in losses.items():
+            average = self.averages[name]
+            average.assign(tf.where(first, value, LOSS_AVERAGE_DECAY * average
+                                    + (1.0 - LOSS_AVERAGE_DECAY) * value))
+        self.updates.assign_add(1)
+        return {name: average.read_value() for name, average in self.averages.items()}
+
+
+def write_training_step(step, images, activations, losses, averaged_losses,
+                        gradients_and_variables, learning_rate) -> None:
+    """All of a summary step's summaries; call inside the train step, under the run's writer."""
+    tf.summary.image("images", _displayable(images), step=step, max_outputs=IMAGES_SHOWN)
+    for layer, activation in activations.items():
+        tf.summary.histogram(f"{layer}/activations", _sample(activation), step=step)
+        tf.summary.scalar(f"{layer}/sparsity", tf.math.zero_fraction(activation), step=step)
+    for name, value in losses.items():
+        tf.summary.scalar(f"{name} (raw)", value, step=step)
+        tf.summary.scalar(name, averaged_losses[name], step=step)
+    tf.summary.scalar("learning_rate", learning_rate, step=step)
+    for gradient, variable in gradients_and_variables:
+        tf.summary.histogram(variable.path, _sample(variable), step=step)
+        tf.summary.histogram(f"{variable.path}/gradients", _sample(gradient), step=step)
+
+
+def write_throughput(step: int, examples_per_sec: float, sec_per_batch: float) -> None:
+    tf.summary.scalar("examples_per_sec", examples_per_sec, step=step)
+    tf.summary.scalar("sec_per_batch", sec_per_batch, step=step)
+
+
+def write_config(step: int, config_yaml: str) -> None:
+    # Indented four spaces: TensorBoard renders text summaries as Markdown, this as code.
+    text = "\n".join("    " + line for line in config_yaml.splitlines())
+    tf.summary.text("config", text, step=step)
+
+
+def write_evaluation(step: int, precision: float, loss: float) -> None:
+    tf.summary.scalar("precision @ 1", precision, step=step)
+    tf.summary.scalar("cross_entropy", loss, step=step)

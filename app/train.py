@@ -1,0 +1,218 @@
+"""The training loop: data in, checkpoints and summaries out, resumable at any moment.
+
+One step: augmented batch -> model -> cross entropy + weight decay -> SGD on the tutorial's
+staircase schedule -> moving averages of the weights. The global step is the optimizer's own
+iteration counter, saved in every checkpoint, so a restart continues the schedule where it stopped.
+
+Checkpoints are `train_dir/model.ckpt-<global step>` with the `checkpoint` state file, written by
+tf.train.CheckpointManager every `checkpoint_every_steps` and/or `checkpoint_every_secs`, on
+SIGTERM/SIGINT (after the step in flight) and at max_steps.
+"""
+from __future__ import annotations
+
+import math
+import signal
+import time
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from app import data, devices, model as models, summaries
+from app.averages import MovingAverages
+
+CHECKPOINT_NAME = "model.ckpt"
+
+
+class TrainingError(Exception):
+    """Training cannot go on; the message says why and what was kept."""
+    exit_code = 1
+
+
+class TrainingDiverged(TrainingError):
+    """The loss is no longer a number. supervisord does not restart this exit code: the same
+    run would only diverge again."""
+    exit_code = 3
+
+
+class Trainer:
+    def __init__(self, config):
+        self.config = config
+        train = config.train
+        self.train_dir = Path(config.paths.train_dir)
+        devices.configure(threads=train.threads)
+        if train.seed is not None:
+            tf.random.set_seed(train.seed)
+
+        batches = data.prepare(config.data, config.paths.data_dir)
+        images, labels = data.load_split(batches, "train")
+        self.examples_per_epoch = len(labels)
+        self.dataset = data.training_dataset(images, labels, train.batch_size, seed=train.seed)
+
+        self.model = models.build(train.model)
+        steps_per_epoch = self.examples_per_epoch / train.batch_size
+        self.learning_rate = keras.optimizers.schedules.ExponentialDecay(
+            train.initial_learning_rate,
+            decay_steps=max(1, int(steps_per_epoch * train.epochs_per_decay)),
+            decay_rate=train.learning_rate_decay_factor, staircase=True)
+        self.optimizer = keras.optimizers.SGD(self.learning_rate)
+        self.optimizer.build(self.model.trainable_variables)
+        self.global_step = self.optimizer.iterations
+        self.weight_averages = MovingAverages(self.model.trainable_variables,
+                                              train.moving_average_decay)
+        loss_names = ["cross_entropy", *models.weight_decay_losses(self.model, 0.0), "total_loss"]
+        self.loss_averages = summaries.LossAverages(loss_names)
+
+        self.checkpoint = tf.train.Checkpoint(
+            step=self.global_step, model=self.model, optimizer=self.optimizer,
+            averages=self.weight_averages, loss_averages=self.loss_averages)
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, str(self.train_dir), max_to_keep=train.keep_checkpoints,
+            checkpoint_name=CHECKPOINT_NAME)
+        self.writer = tf.summary.create_file_writer(str(self.train_dir))
+        self.stop_requested = False
+
+    # -- the step ------------------------------------------------------------------------------
+
+    @tf.function
+    def train_step(self, images, labels, write_summaries: bool):
+        """One SGD step. A Python bool, write_summaries traces two graphs: the plain one runs on
+        all other steps and carries none of the summary work."""
+        variables = self.model.trainable_variables
+        with tf.GradientTape() as tape:
+            activations = self.model(images, training=True)
+            losses = {"cross_entropy": tf.reduce_mean(
+                tf.nn.sparse_softmax_cross_entropy_with_logits(
+                    labels=labels, logits=activations["softmax_linear"]))}
+            losses.update(models.weight_decay_losses(self.model, self.config.train.weight_decay))
+            losses["total_loss"] = tf.debugging.check_numerics(
+                tf.add_n(list(losses.values())), "total_loss")
+        gradients = tape.gradient(losses["total_loss"], variables)
+        step = tf.convert_to_tensor(self.global_step)  # the step these gradients belong to
+        learning_rate = self.learning_rate(step)
+        self.optimizer.apply_gradients(zip(gradients, variables))
+        self.weight_averages.update(step + 1)
+        averaged_losses = self.loss_averages.update(losses)
+        if write_summaries:
+            summaries.write_training_step(step, images, activations, losses, averaged_losses,
+                                          zip(gradients, variables), learning_rate)
+        return losses["total_loss"]
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        train = self.config.train
+        self._restore()
+        step = int(self.global_step.numpy())
+        if step >= train.max_steps:
+            print(f"already at step {step} >= train.max_steps {train.max_steps}; nothing to do",
+                  flush=True)
+            return 0
+        self._handle_stop_signals()
+        with self.writer.as_default():
+            summaries.write_config(step, self.config.to_yaml())
+            self._loop(step)
+        return 0
+
+    def _loop(self, step: int) -> None:
+        train = self.config.train
+        batches = iter(self.dataset)
+        last_save_time = time.monotonic()
+        last_log_time, last_log_step = time.monotonic(), step
+        trace_graph = True
+        while step < train.max_steps and not self.stop_requested:
+            images, labels = next(batches)
+            write_summaries = step % train.summary_every_steps == 0
+            if trace_graph:  # once per process: later traces of the same graph export empty
+                tf.summary.trace_on(graph=True)
+            try:
+                loss = self.train_step(images, labels, write_summaries=write_summaries)
+            except tf.errors.InvalidArgumentError as error:
+                if "total_loss" not in error.message:
+                    raise
+                raise TrainingDiverged(
+                    f"the loss became NaN or infinite at step {step + 1}; training stopped. "
+                    f"The last good checkpoint is kept: {self.manager.latest_checkpoint}. "
+                    f"Try a lower train.initial_learning_rate") from None
+            if trace_graph:
+                tf.summary.trace_export(name="train_step", step=step)
+                trace_graph = False
+            step += 1
+
+            if step % train.log_every_steps == 0 or step == train.max_steps:
+                now = time.monotonic()
+                sec_per_batch = (now - last_log_time) / max(1, step - last_log_step)
+                examples_per_sec = train.batch_size / sec_per_batch
+                eta = _duration((train.max_steps - step) * sec_per_batch)
+                print(f"step {step}/{train.max_steps}, loss = {float(loss):.2f} "
+                      f"({examples_per_sec:.1f} examples/sec; {sec_per_batch:.3f} sec/batch; "
+                      f"eta {eta})", flush=True)
+                summaries.write_throughput(step, examples_per_sec, sec_per_batch)
+                last_log_time, last_log_step = now, step
+
+            due_by_steps = train.checkpoint_every_steps and step % train.checkpoint_every_steps == 0
+            due_by_time = (train.checkpoint_every_secs
+                           and time.monotonic() - last_save_time >= train.checkpoint_every_secs)
+            if due_by_steps or due_by_time:
+                self._save(step)
+                last_save_time = time.monotonic()
+        self._save(step)
+        if self.stop_requested:
+            print(f"stopped at step {step} on request; resume from {CHECKPOINT_NAME}-{step}",
+                  flush=True)
+        else:
+            print(f"reached train.max_steps = {train.max_steps}", flush=True)
+
+    # -- checkpoints ---------------------------------------------------------------------------
+
+    def _restore(self) -> None:
+        """Resumes from the newest checkpoint that restores, newest first: a save cut short
+        (a full disk, a kill -9) must not stop the run from resuming from the one before."""
+        for path in reversed(self.manager.checkpoints):
+            try:
+                self.checkpoint.restore(path).assert_existing_objects_matched()
+            except (tf.errors.OpError, ValueError, AssertionError) as error:
+                print(f"cannot restore {path} ({type(error).__name__}: {error}); trying an older "
+                      f"checkpoint", flush=True)
+                continue
+            print(f"resumed from {Path(path).name}", flush=True)
+            return
+        print(f"no checkpoint in {self.train_dir}; starting from step 0", flush=True)
+
+    def _save(self, step: int) -> None:
+        if self.manager.latest_checkpoint == f"{self.train_dir / CHECKPOINT_NAME}-{step}":
+            return
+        try:
+            path = self.manager.save(checkpoint_number=step)
+            self.writer.flush()
+        except (tf.errors.OpError, OSError) as error:
+            message = getattr(error, "message", None) or str(error)
+            raise TrainingError(
+                f"cannot save a checkpoint at step {step} in {self.train_dir}: {message}. "
+                f"The last complete checkpoint is kept: {self.manager.latest_checkpoint}") from None
+        print(f"saved {Path(path).name}", flush=True)
+
+    def _handle_stop_signals(self) -> None:
+        def request_stop(signum, _frame):
+            print(f"received {signal.Signals(signum).name}: saving after the current step",
+                  flush=True)
+            self.stop_requested = True
+
+        signal.signal(signal.SIGTERM, request_stop)
+        signal.signal(signal.SIGINT, request_stop)
+
+
+def _duration(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    hours, rest = divmod(int(seconds), 3600)
+    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
+
+
+def main(config) -> int:
+    trainer = Trainer(config)
+    try:
+        return trainer.run()
+    except TrainingError as error:
+        print(f"error: {error}", flush=True)
+        return error.exit_code
