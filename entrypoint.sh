@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# The appliance's front door, in the container and natively (`make run`) alike.
+#
+#   entrypoint.sh                 check the config, prepare the folders, make the data set ready,
+#                                 then run train, eval and tensorboard under supervisord
+#   entrypoint.sh ROLE [ARG...]   just that program: `python -m app ROLE ARG...`, where ROLE is
+#                                 train, eval, tensorboard, data, report, check-config or health
+#   entrypoint.sh COMMAND...      anything else is run as is (bash, ls /cifar10_train, ...)
+#
+# Environment:
+#   CIFAR10_CONFIG               your YAML config, laid over the defaults in docker/config.yaml
+#   CIFAR10_<SECTION>_<KEY>      one key, e.g. CIFAR10_TRAIN_MAX_STEPS=2000 (see config.yaml)
+#   PUID, PGID                   started as root: the uid/gid to run as. By default the owner of
+#                                paths.train_dir, so files on a mounted volume stay its owner's.
+#   PYTHON                       the interpreter (default: .venv/bin/python beside this script,
+#                                else python3)
+#   APPLIANCE_SUPERVISOR_SOCKET  supervisord's control socket (default below); `health` and
+#                                `supervisorctl -c docker/supervisord.conf` find it through this
+# Exported for docker/supervisord.conf: APPLIANCE_HOME (this script's folder), PYTHON, PYTHONPATH.
+#
+# Exit status: 2 for a bad config, before anything starts; otherwise the program's own.
+set -euo pipefail
+
+APPLIANCE_HOME=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+if [[ -z "${PYTHON:-}" ]]; then
+    if [[ -x "$APPLIANCE_HOME/.venv/bin/python" ]]; then
+        PYTHON=$APPLIANCE_HOME/.venv/bin/python
+    else
+        PYTHON=python3
+    fi
+fi
+# Fixed, not per user or per TMPDIR: `docker exec ... entrypoint.sh health` must find the same one.
+: "${APPLIANCE_SUPERVISOR_SOCKET:=/tmp/cifar10-appliance-supervisor.sock}"
+# The programs run in the caller's folder, so relative paths in the config mean the same to all.
+PYTHONPATH=$APPLIANCE_HOME${PYTHONPATH:+:$PYTHONPATH}
+export APPLIANCE_HOME PYTHON APPLIANCE_SUPERVISOR_SOCKET PYTHONPATH
+
+# The command prefix that runs a program as the owner of train_dir; empty unless we are root.
+run_as_owner=()
+
+# Validates the config, creates train_dir and data_dir, and when root, decides whom to run as.
+prepare() {
+    local resolved_config train_dir data_dir uid gid
+    resolved_config=$("$PYTHON" -m app check-config) || exit $?
+    {
+        read -r train_dir
+        read -r data_dir
+    } < <(printf '%s\n' "$resolved_config" | "$PYTHON" -c '
+import sys, yaml
+paths = yaml.safe_load(sys.stdin)["paths"]
+print(paths["train_dir"]); print(paths["data_dir"])')
+
+    if [[ $(id -u) != 0 ]]; then
+        mkdir -p "$train_dir" "$data_dir"
+        return
+    fi
+    local new_dirs=()
+    for dir in "$train_dir" "$data_dir"; do
+        [[ -d "$dir" ]] || { mkdir -p "$dir"; new_dirs+=("$dir"); }
+    done
+    uid=${PUID:-$(stat -c %u "$train_dir")}
+    gid=${PGID:-$(stat -c %g "$train_dir")}
+    if [[ $uid == 0 ]]; then
+        return  # a root-owned train_dir and no PUID: root is the owner we match
+    fi
+    # Only folders made just now: an existing volume's ownership is its owner's business.
+    if ((${#new_dirs[@]})); then
+        chown "$uid:$gid" "${new_dirs[@]}"
+    fi
+    export HOME
+    HOME=$(getent passwd "$uid" | cut -d: -f6) || HOME=/tmp
+    run_as_owner=(setpriv --reuid="$uid" --regid="$gid" --clear-groups --)
+    # Checked again as the owner: root may write anywhere, the owner maybe not.
+    "${run_as_owner[@]}" "$PYTHON" -m app check-config > /dev/null
+}
+
+case "${1:-}" in
+    "")
+        prepare
+        "${run_as_owner[@]}" "$PYTHON" -m app data
+        exec "${run_as_owner[@]}" "$PYTHON" -m supervisor.supervisord --nodaemon \
+            --configuration "$APPLIANCE_HOME/docker/supervisord.conf"
+        ;;
+    train | eval | tensorboard | data | report)
+        prepare
+        exec "${run_as_owner[@]}" "$PYTHON" -m app "$@"
+        ;;
+    check-config | health)
+        exec "$PYTHON" -m app "$@"
+        ;;
+    *)
+        exec "$@"
+        ;;
+esac
