@@ -14,9 +14,8 @@ class MovingAverages(tf.Module):
         super().__init__(name="moving_averages")
         self.decay = decay
         self._variables = list(variables)
-        # One shadow per variable, in the model's own order; names follow the variables' paths.
-        self.averages = [tf.Variable(tf.convert_to_tensor(variable), trainable=False,
-                                     name=variable.path.replace("/", "_") + "_average")
+        # One shadow per variable, in the model's own order (the checkpoint keys them so).
+        self.averages = [tf.Variable(tf.convert_to_tensor(variable), trainable=False)
                          for variable in self._variables]
 
     def update(self, step) -> None:

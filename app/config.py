@@ -155,8 +155,8 @@ def _read_yaml_file(path: Path) -> dict[str, dict[str, _Setting]]:
     for section_node, keys_node in document.value:
         section = _scalar_key(path, section_node)
         origin = f"{path}: line {section_node.start_mark.line + 1}"
+        _check_section(section, origin)
         if not isinstance(keys_node, yaml.MappingNode):
-            _check_section(section, origin)
             raise ConfigError(f"{origin}: section '{section}' must be a mapping of keys")
         for key_node, value_node in keys_node.value:
             key = _scalar_key(path, key_node)

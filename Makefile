@@ -1,0 +1,34 @@
+# The two commands a newcomer needs: `make run` (the appliance without Docker) and `make test`.
+# Everything else here serves those two.
+
+PYTHON ?= python3
+VENV := .venv
+VENV_PYTHON := $(VENV)/bin/python
+# The TensorFlow flavor for this machine; the GPU image uses tensorflow[and-cuda] instead.
+TF_PACKAGE ?= tensorflow-cpu
+# Where `make run` keeps its checkpoints, logs and data (the container uses volumes instead).
+RUN_DIR ?= $(CURDIR)
+
+.PHONY: install run test test-fast clean-venv
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV_PYTHON) -m pip install --quiet --upgrade pip
+	$(VENV_PYTHON) -m pip install --quiet -r requirements-dev.txt "$(TF_PACKAGE)"
+	touch $@
+
+install: $(VENV)/.installed
+
+# The three programs under supervisord, natively, on port 6006 (Ctrl-C stops them all).
+run: install
+	CIFAR10_PATHS_TRAIN_DIR="$${CIFAR10_PATHS_TRAIN_DIR:-$(RUN_DIR)/cifar10_train}" \
+	CIFAR10_PATHS_DATA_DIR="$${CIFAR10_PATHS_DATA_DIR:-$(RUN_DIR)/cifar10_data}" \
+	PYTHON=$(CURDIR)/$(VENV_PYTHON) ./entrypoint.sh
+
+# Everything: unit, integration, the supervised stack, the container and the browser.
+test: install
+	$(VENV_PYTHON) -m pytest
+
+# Without the container and browser tests, for a quick loop while editing.
+test-fast: install
+	$(VENV_PYTHON) -m pytest -m "not container and not browser"

@@ -1,0 +1,188 @@
+"""The configuration: layers, types, and errors that name the file, the line and the key."""
+import os
+import stat
+import subprocess
+import sys
+import tempfile
+
+import pytest
+import yaml
+
+from app import config
+from app.config import ConfigError
+from tests.conftest import REPO_ROOT, app_environment
+
+
+def load(tmp_path, text=None, overrides=(), environ=None):
+    config_file = None
+    if text is not None:
+        config_file = tmp_path / "config.yaml"
+        config_file.write_text(text)
+    return config.load(str(config_file) if config_file else None, list(overrides), environ or {})
+
+
+def test_defaults_document_every_key():
+    defaults = yaml.safe_load(config.DEFAULTS_FILE.read_text())
+    resolved = config.load(None, [], {}).as_dict()
+    assert defaults == resolved
+    text = config.DEFAULTS_FILE.read_text()
+    for section, keys in defaults.items():
+        for key in keys:  # each key has a comment right above it or in its section's block
+            assert f"  {key}:" in text
+
+
+def test_layers_apply_in_order_file_then_environment_then_set(tmp_path):
+    resolved = load(tmp_path, "train:\n  max_steps: 10\n  batch_size: 16\n",
+                    overrides=["train.max_steps=30"],
+                    environ={"CIFAR10_TRAIN_MAX_STEPS": "20", "CIFAR10_TRAIN_BATCH_SIZE": "32",
+                             "CIFAR10_DATA_SOURCE": "synthetic"})
+    assert resolved.train.max_steps == 30
+    assert resolved.train.batch_size == 32
+    assert resolved.data.source == "synthetic"
+    assert resolved.train.log_every_steps == 10  # untouched defaults stay
+
+
+def test_config_file_from_environment_variable(tmp_path):
+    user_file = tmp_path / "mine.yaml"
+    user_file.write_text("eval:\n  interval_secs: 7\n")
+    resolved = config.load(None, [], {"CIFAR10_CONFIG": str(user_file)})
+    assert resolved.eval.interval_secs == 7.0
+
+
+def test_values_from_text_are_read_as_yaml(tmp_path):
+    resolved = load(tmp_path, overrides=["eval.use_moving_averages=false",
+                                         "train.initial_learning_rate=0.05", "train.seed=3"])
+    assert resolved.eval.use_moving_averages is False
+    assert resolved.train.initial_learning_rate == 0.05
+    assert resolved.train.seed == 3
+
+
+def test_config_is_frozen(tmp_path):
+    resolved = load(tmp_path)
+    with pytest.raises(AttributeError):
+        resolved.train.max_steps = 5
+
+
+@pytest.mark.parametrize("text, expected_message", [
+    ("train:\n  max_step: 10\n", "config.yaml: line 2: unknown key 'train.max_step' "
+                                 "(did you mean 'train.max_steps'?)"),
+    ("trian:\n  max_steps: 10\n", "line 1: unknown section 'trian' (did you mean 'train'?)"),
+    ("train:\n  batch_size: 0\n", "line 2: train.batch_size: expected a whole number >= 1, got 0"),
+    ("train:\n  batch_size: -4\n", "train.batch_size: expected a whole number >= 1, got -4"),
+    ("train:\n  batch_size: 12.5\n", "train.batch_size: expected a whole number, got 12.5"),
+    ("train:\n  batch_size: '128'\n", "train.batch_size: expected a whole number, got '128'"),
+    ("train:\n  max_steps: true\n", "train.max_steps: expected a whole number, got True"),
+    ("eval:\n  use_moving_averages: 'False'\n",
+     "eval.use_moving_averages: expected true or false (unquoted), got 'False'"),
+    ("eval:\n  use_moving_averages: 1\n", "eval.use_moving_averages: expected true or false"),
+    ("data:\n  source: imagenet\n", "data.source: expected one of cifar10, synthetic"),
+    ("tensorboard:\n  port: 70000\n", "tensorboard.port: expected a whole number <= 65535"),
+    ("train:\n  moving_average_decay: 1.5\n", "train.moving_average_decay: expected a number <= 1"),
+    ("paths:\n  train_dir: ''\n", "paths.train_dir: expected a non-empty text"),
+    ("paths:\n  train_dir:\n", "paths.train_dir: expected a value"),
+    ("train: 5\n", "line 1: section 'train' must be a mapping of keys"),
+    ("- train\n- eval\n", "line 1: expected a mapping of sections"),
+    ("train:\n  max_steps: [1, 2\n", "line 3, column 1: invalid YAML"),
+    ("train:\n max_steps: 1\n  batch_size: 2\n", "invalid YAML"),
+    ("", "the file is empty"),
+    ("# only a comment\n", "the file is empty"),
+])
+def test_bad_file_is_refused_with_file_line_and_key(tmp_path, text, expected_message):
+    with pytest.raises(ConfigError) as error:
+        load(tmp_path, text)
+    assert expected_message in str(error.value)
+    assert str(tmp_path / "config.yaml") in str(error.value)
+
+
+def test_binary_junk_is_refused(tmp_path):
+    junk = tmp_path / "config.yaml"
+    junk.write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(ConfigError, match="config.yaml: (not a text file|.*invalid YAML)"):
+        config.load(str(junk), [], {})
+
+
+def test_missing_file_and_directory_are_refused(tmp_path):
+    with pytest.raises(ConfigError, match="nope.yaml: config file not found"):
+        config.load(str(tmp_path / "nope.yaml"), [], {})
+    with pytest.raises(ConfigError, match="is a directory"):
+        config.load(str(tmp_path), [], {})
+
+
+@pytest.mark.parametrize("override, expected_message", [
+    ("train.max_steps", "--set train.max_steps: expected --set section.key=value"),
+    ("max_steps=5", "expected --set section.key=value"),
+    ("train.max_steps=abc", "--set train.max_steps=abc: train.max_steps: expected a whole number"),
+    ("train.nope=1", "--set train.nope=1: unknown key 'train.nope'"),
+])
+def test_bad_set_override_names_itself(tmp_path, override, expected_message):
+    with pytest.raises(ConfigError) as error:
+        load(tmp_path, overrides=[override])
+    assert expected_message in str(error.value)
+
+
+def test_bad_environment_override_names_the_variable(tmp_path):
+    with pytest.raises(ConfigError) as error:
+        load(tmp_path, environ={"CIFAR10_TRAIN_BATCH_SIZE": "many"})
+    assert "environment variable CIFAR10_TRAIN_BATCH_SIZE: train.batch_size" in str(error.value)
+    with pytest.raises(ConfigError, match="CIFAR10_TRAIN_BATCHSIZE: unknown key 'train.batchsize'"):
+        load(tmp_path, environ={"CIFAR10_TRAIN_BATCHSIZE": "5"})
+
+
+def test_path_that_is_a_file_is_refused(tmp_path):
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    resolved = load(tmp_path, overrides=[f"paths.train_dir={a_file}/train"])
+    with pytest.raises(ConfigError, match=f"paths.train_dir: {a_file} is a file"):
+        config.check_paths(resolved)
+
+
+def test_unwritable_directory_is_refused(run_app):
+    # Root may write anywhere, so as root the check runs as the unprivileged user 'nobody'.
+    locked = tempfile.mkdtemp(prefix="cifar10-locked-")
+    try:
+        os.chmod(locked, stat.S_IRWXU | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH)
+        command = ["check-config", "--set", f"paths.train_dir={locked}/train"]
+        if os.geteuid() == 0:
+            result = subprocess.run(
+                ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                 sys.executable, "-m", "app", *command],
+                cwd=REPO_ROOT, env=app_environment(), capture_output=True, text=True, timeout=60)
+        else:
+            os.chmod(locked, stat.S_IRUSR | stat.S_IXUSR)
+            result = run_app(*command)
+        assert result.returncode == 2, result.stderr
+        assert f"paths.train_dir: {locked} is not writable by uid" in result.stderr
+        assert not os.path.exists(f"{locked}/train")
+    finally:
+        os.chmod(locked, stat.S_IRWXU)
+        os.rmdir(locked)
+
+
+def test_check_config_prints_the_resolved_config(run_app, tmp_path):
+    result = run_app("check-config", "--set", f"paths.train_dir={tmp_path}/train",
+                     "--set", "train.max_steps=123", CIFAR10_EVAL_INTERVAL_SECS="9")
+    assert result.returncode == 0, result.stderr
+    resolved = yaml.safe_load(result.stdout)
+    assert resolved["train"]["max_steps"] == 123
+    assert resolved["eval"]["interval_secs"] == 9.0
+
+
+def test_check_config_exits_2_with_one_line_and_writes_nothing(run_app, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train:\n  max_steps: 100\n  learning_rate: 0.1\n")
+    train_dir = tmp_path / "train"
+    result = run_app("check-config", "--config", str(bad), "--set", f"paths.train_dir={train_dir}")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"config error: {bad}: line 3: unknown key 'train.learning_rate' "
+        "(did you mean 'train.initial_learning_rate'?)"]
+    assert not train_dir.exists()
+
+
+def test_train_refuses_a_bad_config_before_writing_anything(run_app, tmp_path):
+    train_dir = tmp_path / "train"
+    result = run_app("train", "--set", f"paths.train_dir={train_dir}",
+                     "--set", "train.batch_size=0", timeout=60)
+    assert result.returncode == 2
+    assert "train.batch_size: expected a whole number >= 1, got 0" in result.stderr
+    assert not train_dir.exists()

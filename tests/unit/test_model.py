@@ -1,0 +1,70 @@
+"""The tutorial CNN, its weight decay, the learning-rate schedule and the weight averages."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from app import model as models
+from app.averages import MovingAverages
+
+
+@pytest.fixture(scope="module")
+def cnn():
+    return models.build("cnn")
+
+
+def test_tutorial_cnn_has_the_tutorials_layers_and_size(cnn):
+    names = [layer.name for layer in cnn.layers]
+    for name in ("conv1", "pool1", "norm1", "conv2", "norm2", "pool2", "local3", "local4",
+                 "softmax_linear"):
+        assert name in names
+    assert names.index("pool1") < names.index("norm1")   # conv1 -> pool1 -> norm1
+    assert names.index("norm2") < names.index("pool2")   # conv2 -> norm2 -> pool2
+    assert cnn.count_params() == 1_068_298
+
+
+def test_tutorial_cnn_shapes(cnn):
+    outputs = cnn(tf.zeros([4, 24, 24, 3]))
+    assert {name: tuple(t.shape) for name, t in outputs.items()} == {
+        "conv1": (4, 24, 24, 64), "conv2": (4, 12, 12, 64), "local3": (4, 384),
+        "local4": (4, 192), "softmax_linear": (4, 10)}
+    assert tuple(models.logits_model(cnn)(tf.zeros([2, 24, 24, 3])).shape) == (2, 10)
+
+
+def test_weight_decay_is_the_tutorials_half_sum_of_squares_on_local3_and_local4(cnn):
+    losses = models.weight_decay_losses(cnn, 0.004)
+    assert sorted(losses) == ["local3/weight_loss", "local4/weight_loss"]
+    kernel = cnn.get_layer("local4").kernel.numpy()
+    assert float(losses["local4/weight_loss"]) == pytest.approx(0.004 * (kernel ** 2).sum() / 2,
+                                                                rel=1e-5)
+
+
+def test_training_flops_match_the_tutorials_multiply_adds(cnn):
+    # The tutorial quotes 19.5M multiply-adds for one forward pass; convolutions and dense
+    # layers alone come to 18.5M of them. Training is forward + backward = 3 passes, 2 FLOPs each.
+    forward_multiply_adds = models.training_flops_per_image(cnn) / 6
+    assert forward_multiply_adds == 18_470_784
+
+
+def test_staircase_schedule_drops_tenfold_every_350_epochs():
+    import keras
+    steps_per_epoch = 50_000 / 128
+    schedule = keras.optimizers.schedules.ExponentialDecay(
+        0.1, decay_steps=int(steps_per_epoch * 350), decay_rate=0.1, staircase=True)
+    decay_steps = int(steps_per_epoch * 350)
+    assert decay_steps == 136_718
+    assert float(schedule(0)) == pytest.approx(0.1)
+    assert float(schedule(decay_steps - 1)) == pytest.approx(0.1)
+    assert float(schedule(decay_steps)) == pytest.approx(0.01)
+    assert float(schedule(2 * decay_steps)) == pytest.approx(0.001)
+
+
+def test_moving_averages_warm_up_then_follow_the_decay():
+    weight = tf.Variable([0.0])
+    averages = MovingAverages([weight], decay=0.9999)
+    weight.assign([10.0])
+    averages.update(step=0)  # decay = min(0.9999, 1/10) = 0.1
+    assert averages.averages[0].numpy() == pytest.approx([9.0])
+    averages.update(step=10 ** 7)  # decay = 0.9999
+    assert averages.averages[0].numpy() == pytest.approx([9.0001], rel=1e-6)
+    averages.copy_to_variables()
+    np.testing.assert_allclose(weight.numpy(), averages.averages[0].numpy())
