@@ -59,8 +59,9 @@ class Evaluator:
         return correct, loss
 
     def evaluate(self, checkpoint_path: str) -> dict:
-        """Restores one checkpoint and measures it. Raises tf.errors.NotFoundError when the
-        checkpoint was rotated away before or while it was read."""
+        """Restores one checkpoint and measures it. Raises a tf.errors.OpError (NotFoundError, or
+        a plain OpError for a missing data file) when the checkpoint was rotated away before or
+        while it was read."""
         self.checkpoint.read(checkpoint_path).expect_partial()
         if self.config.eval.use_moving_averages:
             self.averages.copy_to_variables()
@@ -95,18 +96,22 @@ class Evaluator:
         for path in self._pending_checkpoints():
             try:
                 self.evaluate(path)
-            except (tf.errors.NotFoundError, tf.errors.DataLossError) as error:
+            except tf.errors.OpError as error:
                 self.skipped += 1
                 print(f"skipped {Path(path).name}: gone or incomplete while being read "
-                      f"({type(error).__name__}); moving on to the newest", flush=True)
+                      f"({error.message.strip()}); moving on", flush=True)
 
     def evaluate_newest(self) -> dict | None:
         """--once: the newest checkpoint, retried with the then-newest if rotation takes it."""
-        while checkpoints := _checkpoints_on_disk(self.train_dir):
+        for _ in range(3):
+            checkpoints = _checkpoints_on_disk(self.train_dir)
+            if not checkpoints:
+                return None
             try:
                 return self.evaluate(checkpoints[-1])
-            except (tf.errors.NotFoundError, tf.errors.DataLossError):
+            except tf.errors.OpError as error:
                 self.skipped += 1
+                print(f"skipped {Path(checkpoints[-1]).name}: {error.message.strip()}", flush=True)
         return None
 
     def _pending_checkpoints(self) -> list[str]:
@@ -156,7 +161,7 @@ def main(config, once: bool = False) -> int:
     evaluator = Evaluator(config)
     if once:
         if evaluator.evaluate_newest() is None:
-            print(f"error: no checkpoint in {evaluator.train_dir} to evaluate", flush=True)
+            print(f"error: no readable checkpoint in {evaluator.train_dir}", flush=True)
             return 2
         return 0
     return evaluator.watch()

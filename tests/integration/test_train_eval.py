@@ -1,0 +1,193 @@
+"""Train and eval for real on the synthetic set, through the command line a user runs.
+
+One short training run is shared by the tests of this module (a few hundred CPU steps); each test
+then checks one thing a user would: the log, the files, the numbers, the TensorBoard tags.
+"""
+import json
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from tensorboard.backend.event_processing import event_accumulator
+
+from tests.conftest import REPO_ROOT, app_environment
+
+pytestmark = pytest.mark.slow
+
+MAX_STEPS = 300
+LOG_LINE = re.compile(r"^step (\d+)/(\d+), loss = (\d+\.\d\d) \((\d+\.\d) examples/sec; "
+                      r"(\d+\.\d{3}) sec/batch; eta (\d+h\d\dm|\d+m\d\ds)\)$", re.MULTILINE)
+
+
+def settings(root: Path, **changes) -> list[str]:
+    values = {
+        "paths.train_dir": root / "train", "paths.data_dir": root / "data",
+        "data.source": "synthetic", "data.synthetic_train_examples": 5000,
+        "data.synthetic_test_examples": 1000,
+        "train.max_steps": MAX_STEPS, "train.batch_size": 64, "train.log_every_steps": 25,
+        "train.checkpoint_every_steps": 100, "train.summary_every_steps": 50,
+        "train.seed": 1, "eval.num_examples": 1000, "eval.interval_secs": 1,
+    }
+    values.update(changes)
+    return [argument for key, value in values.items() for argument in ("--set", f"{key}={value}")]
+
+
+def checkpoint_state(train_dir: Path) -> str:
+    return re.search(r'^model_checkpoint_path: "(.+)"$', (train_dir / "checkpoint").read_text(),
+                     re.MULTILINE).group(1)
+
+
+def event_tags(run_dir: Path) -> dict:
+    accumulator = event_accumulator.EventAccumulator(
+        str(run_dir), size_guidance={event_accumulator.TENSORS: 0})
+    accumulator.Reload()
+    return {tag: accumulator.SummaryMetadata(tag).plugin_data.plugin_name
+            for tag in accumulator.Tags()["tensors"]}
+
+
+def scalar_steps(run_dir: Path, tag: str) -> list[int]:
+    accumulator = event_accumulator.EventAccumulator(
+        str(run_dir), size_guidance={event_accumulator.TENSORS: 0})
+    accumulator.Reload()
+    return [event.step for event in accumulator.Tensors(tag)]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A 300-step run followed by `eval --once`; yields its folder and both programs' output."""
+    root = tmp_path_factory.mktemp("run")
+    run = lambda *arguments: subprocess.run(  # noqa: E731
+        [sys.executable, "-m", "app", *arguments], cwd=REPO_ROOT, env=app_environment(),
+        capture_output=True, text=True, timeout=900)
+    train = run("train", *settings(root))
+    assert train.returncode == 0, train.stdout + train.stderr
+    evaluation = run("eval", "--once", *settings(root))
+    assert evaluation.returncode == 0, evaluation.stdout + evaluation.stderr
+    return root, train.stdout, evaluation.stdout
+
+
+def test_log_lines_show_progress_and_the_loss_falls(trained):
+    _, train_log, _ = trained
+    lines = LOG_LINE.findall(train_log)
+    assert [int(step) for step, *_ in lines] == list(range(25, MAX_STEPS + 1, 25))
+    assert all(total == str(MAX_STEPS) for _, total, *_ in lines)
+    losses = [float(loss) for _, _, loss, *_ in lines]
+    assert sum(losses[-3:]) / 3 < 0.8 * sum(losses[:3]) / 3, losses
+    assert "no checkpoint in" in train_log and f"reached train.max_steps = {MAX_STEPS}" in train_log
+
+
+def test_checkpoints_are_named_by_global_step_with_a_state_file(trained):
+    root, train_log, _ = trained
+    train_dir = root / "train"
+    assert checkpoint_state(train_dir) == f"model.ckpt-{MAX_STEPS}"
+    for step in (100, 200, 300):
+        assert (train_dir / f"model.ckpt-{step}.index").is_file()
+        assert list(train_dir.glob(f"model.ckpt-{step}.data-*"))
+        assert f"saved model.ckpt-{step}" in train_log
+
+
+def test_eval_reports_precision_well_above_chance(trained):
+    root, _, eval_log = trained
+    match = re.search(r"^precision @ 1 = (\d\.\d{3}) \(step 300;", eval_log, re.MULTILINE)
+    assert match, eval_log
+    assert float(match.group(1)) >= 0.6
+    [result] = [json.loads(line) for line in
+                (root / "train" / "eval" / "results.jsonl").read_text().splitlines()]
+    assert result["step"] == MAX_STEPS and result["num_examples"] == 1000
+    assert result["precision_at_1"] == pytest.approx(float(match.group(1)), abs=5e-4)
+    assert result["weights"] == "moving_averages"
+
+
+def test_training_events_hold_every_tutorial_summary(trained):
+    root, _, _ = trained
+    tags = event_tags(root / "train")
+    expected = {"images": "images", "learning_rate": "scalars", "examples_per_sec": "scalars",
+                "sec_per_batch": "scalars", "config": "text", "train_step": "graph_run_metadata_graph"}
+    for layer in ("conv1", "conv2", "local3", "local4", "softmax_linear"):
+        expected[f"{layer}/activations"] = "histograms"
+        expected[f"{layer}/sparsity"] = "scalars"
+        for variable in ("kernel", "bias"):
+            expected[f"{layer}/{variable}"] = "histograms"
+            expected[f"{layer}/{variable}/gradients"] = "histograms"
+    for loss in ("cross_entropy", "local3/weight_loss", "local4/weight_loss", "total_loss"):
+        expected[loss] = expected[f"{loss} (raw)"] = "scalars"
+    assert {tag: tags.get(tag) for tag in expected} == expected
+    assert scalar_steps(root / "train", "total_loss") == [0, 50, 100, 150, 200, 250]
+
+
+def test_eval_events_sit_at_the_checkpoints_global_step(trained):
+    root, _, _ = trained
+    tags = event_tags(root / "train" / "eval")
+    assert tags["precision @ 1"] == "scalars" and tags["cross_entropy"] == "scalars"
+    assert scalar_steps(root / "train" / "eval", "precision @ 1") == [MAX_STEPS]
+
+
+def test_restart_resumes_and_eval_catches_up_on_every_checkpoint(trained, tmp_path):
+    root = tmp_path / "copy"
+    shutil.copytree(trained[0], root)
+    environment = app_environment()
+    more = subprocess.run([sys.executable, "-m", "app", "train",
+                           *settings(root, **{"train.max_steps": 350})],
+                          cwd=REPO_ROOT, env=environment, capture_output=True, text=True, timeout=600)
+    assert more.returncode == 0, more.stderr
+    assert "resumed from model.ckpt-300" in more.stdout
+    assert LOG_LINE.findall(more.stdout)[0][0] == "325"
+    assert checkpoint_state(root / "train") == "model.ckpt-350"
+
+    # Eval has seen 300; the watcher evaluates the others oldest first and stops at max_steps.
+    (root / "train" / "model.ckpt-100.data-00000-of-00001").unlink()  # as if rotated mid-read
+    watcher = subprocess.run([sys.executable, "-m", "app", "eval",
+                              *settings(root, **{"train.max_steps": 350})],
+                             cwd=REPO_ROOT, env=environment, capture_output=True, text=True,
+                             timeout=600)
+    assert watcher.returncode == 0, watcher.stderr
+    assert "skipped model.ckpt-100" in watcher.stdout
+    steps = [json.loads(line)["step"] for line in
+             (root / "train" / "eval" / "results.jsonl").read_text().splitlines()]
+    assert steps == [300, 200, 350]
+
+
+def test_sigterm_saves_the_step_reached_and_exits_0(trained, tmp_path):
+    root = tmp_path / "copy"
+    shutil.copytree(trained[0], root)
+    trainer = subprocess.Popen(
+        [sys.executable, "-m", "app", "train",
+         *settings(root, **{"train.max_steps": 100_000, "train.log_every_steps": 5})],
+        cwd=REPO_ROOT, env=app_environment(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True)
+    try:
+        for line in trainer.stdout:
+            if LOG_LINE.match(line):
+                break
+        signalled = time.monotonic()
+        trainer.send_signal(signal.SIGTERM)
+        output, _ = trainer.communicate(timeout=30)
+    finally:
+        trainer.kill()
+    assert trainer.returncode == 0, output
+    assert time.monotonic() - signalled < 30
+    stopped_at = int(re.search(r"stopped at step (\d+) on request", output).group(1))
+    assert stopped_at > MAX_STEPS
+    assert checkpoint_state(root / "train") == f"model.ckpt-{stopped_at}"
+
+
+def test_nan_loss_stops_with_exit_3_and_keeps_the_last_good_checkpoint(trained, tmp_path):
+    root = tmp_path / "copy"
+    shutil.copytree(trained[0], root)
+    diverging = subprocess.run(
+        [sys.executable, "-m", "app", "train",
+         *settings(root, **{"train.max_steps": 400, "train.initial_learning_rate": 1e12})],
+        cwd=REPO_ROOT, env=app_environment(), capture_output=True, text=True, timeout=600)
+    assert diverging.returncode == 3, diverging.stdout + diverging.stderr
+    assert "the loss became NaN or infinite at step" in diverging.stdout
+    assert "The last good checkpoint is kept" in diverging.stdout
+    assert checkpoint_state(root / "train") == "model.ckpt-300"
+    evaluation = subprocess.run([sys.executable, "-m", "app", "eval", "--once", *settings(root)],
+                                cwd=REPO_ROOT, env=app_environment(), capture_output=True,
+                                text=True, timeout=600)
+    assert "precision @ 1 = " in evaluation.stdout and "(step 300;" in evaluation.stdout

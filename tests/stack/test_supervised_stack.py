@@ -1,0 +1,190 @@
+"""The three programs under a real supervisord, started through entrypoint.sh as `make run` and
+the container do, checked the way a user checks them: TensorBoard in a browser's place, the
+files on the volume, `supervisorctl status`, the health check, the console, and stopping and
+starting again.
+
+Most tests look at one stack that has trained to the end (trained_stack, shared with
+tests/browser); the stop-and-resume tests interrupt a stack of their own mid-training.
+"""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+import native_stack
+from native_stack import ENTRYPOINT, MAX_STEPS, PROGRAMS, NativeStack, wait_for
+
+pytestmark = pytest.mark.stack
+
+SUPERVISORD_OWN_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ ")
+PROGRAM_LINE = re.compile(r"^(train|eval|tensorboard|data) \| ")
+LOGGED_STEP = re.compile(r"^train \| step (\d+)/", re.M)
+
+
+# -- a stack that has trained to the end ------------------------------------------------------
+
+def test_tensorboard_answers_http(trained_stack):
+    assert trained_stack.tensorboard_answers()
+
+
+def test_supervisorctl_lists_the_three_programs(trained_stack):
+    status = trained_stack.supervisorctl("status")
+    # supervisorctl's status exits 3 when some program is not RUNNING, as train and eval are not
+    # once they are done.
+    assert status.returncode in (0, 3), status.stderr
+    assert sorted(trained_stack.program_states()) == sorted(PROGRAMS), status.stdout
+
+
+def test_finished_programs_exit_and_tensorboard_stays_up(trained_stack):
+    assert trained_stack.program_states() == {
+        "train": "EXITED", "eval": "EXITED", "tensorboard": "RUNNING"}
+
+
+def test_a_clean_finish_is_not_restarted(trained_stack):
+    log = trained_stack.log()
+    assert "exited: train (exit status 0; expected)" in log
+    assert "exited: eval (exit status 0; expected)" in log
+    assert log.count("spawned: 'train'") == 1
+    assert log.count("spawned: 'eval'") == 1
+
+
+def test_train_dir_holds_checkpoints_and_event_files(trained_stack):
+    train_dir = trained_stack.train_dir
+    assert trained_stack.checkpoint_step() == MAX_STEPS
+    assert (train_dir / f"model.ckpt-{MAX_STEPS}.index").is_file()
+    assert list(train_dir.glob(f"model.ckpt-{MAX_STEPS}.data-*"))
+    assert list(train_dir.glob("events.out.tfevents.*")), "no training event file"
+    assert list((train_dir / "eval").glob("events.out.tfevents.*")), "no eval event file"
+
+
+def test_eval_results_cover_the_last_checkpoint(trained_stack):
+    results = trained_stack.eval_results()
+    assert results[-1]["step"] == MAX_STEPS
+    assert all(0.0 <= result["precision_at_1"] <= 1.0 for result in results)
+    assert [result["step"] for result in results] == sorted({r["step"] for r in results})
+
+
+def test_every_output_line_names_its_program(trained_stack):
+    log = trained_stack.log()
+    unnamed = [line for line in log.splitlines()
+               if not (PROGRAM_LINE.match(line) or SUPERVISORD_OWN_LINE.match(line))]
+    assert not unnamed, "lines without a program name:\n" + "\n".join(unnamed[:20])
+    for expected in ("data | ", "train | step 10/", "eval | precision @ 1 = ",
+                     "tensorboard | TensorBoard "):
+        assert expected in log
+
+
+@pytest.mark.parametrize("command", [("python", "-m", "app", "health"), ("entrypoint.sh", "health")],
+                         ids=["python -m app health", "entrypoint.sh health"])
+def test_health_is_ok_when_training_is_done(trained_stack, command):
+    executable = {"python": sys.executable, "entrypoint.sh": str(ENTRYPOINT)}[command[0]]
+    result = trained_stack.run(executable, *command[1:])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith("healthy:")
+
+
+def test_health_says_what_is_wrong_without_supervisord(trained_stack, tmp_path):
+    gone = tmp_path / "no-supervisord.sock"
+    env = dict(trained_stack.env, APPLIANCE_SUPERVISOR_SOCKET=str(gone))
+    result = subprocess.run([sys.executable, "-m", "app", "health"], cwd=trained_stack.folder,
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert f"unhealthy: cannot ask supervisord at {gone}" in result.stdout
+
+
+# -- a bad config stops everything before it starts -------------------------------------------
+
+@pytest.mark.parametrize("config_text, env, message", [
+    ("train:\n  max_stepz: 10\n", {},
+     "config error: {config_file}: line 2: unknown key 'train.max_stepz'"),
+    ("train: [\n", {}, "config error: {config_file}: line 2, column 1: invalid YAML"),
+    ("train:\n  max_steps: 10\n", {"CIFAR10_TRAIN_BATCH_SIZE": "lots"},
+     "config error: environment variable CIFAR10_TRAIN_BATCH_SIZE: train.batch_size: "
+     "expected a whole number"),
+], ids=["unknown key in the file", "broken YAML", "bad value in the environment"])
+def test_bad_config_exits_2_and_starts_nothing(tmp_path, config_text, env, message):
+    stack = NativeStack(tmp_path, extra_env=env)
+    stack.config_file.write_text(config_text)
+    process = subprocess.Popen([str(ENTRYPOINT)], cwd=tmp_path, env=stack.env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               start_new_session=True)
+    try:
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        stack.process = process  # so that stop() cleans up, by pid, whatever it left
+        left_running = stack.stop()["left_running"]
+    assert process.returncode == 2, stdout + stderr
+    assert stderr.startswith(message.format(config_file=stack.config_file)), stderr
+    assert len(stderr.splitlines()) == 1, "one line that says what and where"
+    assert not left_running
+    assert not stack.socket_path.exists(), "supervisord was started"
+    assert not stack.train_dir.exists() and not stack.data_dir.exists(), "folders were made"
+
+
+# -- stopping mid-training, and starting again ------------------------------------------------
+
+@pytest.fixture(scope="module")
+def interrupted_stack(tmp_path_factory):
+    """A stack stopped by SIGTERM to supervisord in the middle of a long training run, between
+    two periodic checkpoints. Holds what was seen on the way in stack.observed."""
+    stack = NativeStack(tmp_path_factory.mktemp("interrupted_stack"),
+                        extra_env={"CIFAR10_TRAIN_MAX_STEPS": "1000000"})
+    stack.start()
+    try:
+        wait_for(stack.tensorboard_answers, 120, "TensorBoard to answer HTTP")
+        wait_for(lambda: (stack.checkpoint_step() or 0) >= 50, 120, "a first checkpoint")
+
+        def logged_steps():
+            return [int(step) for step in LOGGED_STEP.findall(stack.log())]
+
+        past_checkpoint = stack.checkpoint_step() + 20
+        wait_for(lambda: max(logged_steps(), default=0) >= past_checkpoint, 60, f"step {past_checkpoint}")
+        health = stack.run(sys.executable, "-m", "app", "health")
+        states = stack.program_states()
+        last_logged_step = max(logged_steps(), default=0)
+        stopping = stack.stop()
+        stack.observed = dict(health=health, states=states, last_logged_step=last_logged_step,
+                              checkpoint_after_stop=stack.checkpoint_step(), **stopping)
+        yield stack
+    finally:
+        stack.stop()
+
+
+def test_health_is_ok_while_training(interrupted_stack):
+    observed = interrupted_stack.observed
+    assert observed["states"] == {"train": "RUNNING", "eval": "RUNNING", "tensorboard": "RUNNING"}
+    assert observed["health"].returncode == 0, observed["health"].stdout
+
+
+def test_sigterm_stops_every_program_within_30_s(interrupted_stack):
+    observed = interrupted_stack.observed
+    assert observed["stopped_after"] < native_stack.STOP_GRACE_SECS
+    assert observed["left_running"] == []
+    assert observed["exit_code"] == 0
+
+
+def test_sigterm_lets_train_save_a_checkpoint_at_the_step_reached(interrupted_stack):
+    observed = interrupted_stack.observed
+    step = observed["checkpoint_after_stop"]
+    assert step >= observed["last_logged_step"]
+    assert (interrupted_stack.train_dir / f"model.ckpt-{step}.index").is_file()
+    log = interrupted_stack.log()
+    assert f"train | saved model.ckpt-{step}" in log
+    # Stopped by its own hand (exit 0 after the save), not killed at the end of the grace period.
+    assert "stopped: train (exit status 0)" in log
+
+
+def test_restart_resumes_from_that_checkpoint(interrupted_stack):
+    step = interrupted_stack.observed["checkpoint_after_stop"]
+    interrupted_stack.start()
+    wait_for(lambda: f"train | resumed from model.ckpt-{step}" in interrupted_stack.log(True),
+             120, f"train to resume from model.ckpt-{step}")
+
+    def steps_since_restart():
+        return [int(n) for n in LOGGED_STEP.findall(interrupted_stack.log(since_start=True))]
+
+    wait_for(steps_since_restart, 60, "training to go on")
+    assert min(steps_since_restart()) > step
