@@ -195,8 +195,8 @@ def _write_synthetic_set(folder: Path, train_examples: int, test_examples: int, 
         pattern = np.where(vertical[:, None, None], waves[:, None, :], waves[:, :, None])
         pattern = np.broadcast_to(pattern, (count, IMAGE_SIZE, IMAGE_SIZE))
         colour = class_colours[labels] * rng.uniform(0.6, 1.4, size=(count, 1))
-        images = 128 + 80 * pattern[:, None] * colour[:, :, None, None]   # [count, 3, 32, 32]
-        images += rng.normal(0, 40, size=images.shape)
+        images = 128 + 48 * pattern[:, None] * colour[:, :, None, None]   # [count, 3, 32, 32]
+        images += rng.normal(0, 64, size=images.shape)
         pixels = np.clip(images, 0, 255).astype(np.uint8).reshape(count, -1)
         return np.concatenate([labels.astype(np.uint8)[:, None], pixels], axis=1)
 
