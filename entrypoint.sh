@@ -77,7 +77,9 @@ print(paths["train_dir"]); print(paths["data_dir"])')
 case "${1:-}" in
     "")
         prepare
-        "${run_as_owner[@]}" "$PYTHON" -m app data
+        # Prefixed like the supervised programs' lines, so that every line says whose it is.
+        "${run_as_owner[@]}" "$PYTHON" "$APPLIANCE_HOME/docker/prefix_output.py" data \
+            "$PYTHON" -m app data
         exec "${run_as_owner[@]}" "$PYTHON" -m supervisor.supervisord --nodaemon \
             --configuration "$APPLIANCE_HOME/docker/supervisord.conf"
         ;;

@@ -89,7 +89,7 @@ def test_health_is_ok_when_training_is_done(trained_stack, command):
 def test_health_says_what_is_wrong_without_supervisord(trained_stack, tmp_path):
     gone = tmp_path / "no-supervisord.sock"
     env = dict(trained_stack.env, APPLIANCE_SUPERVISOR_SOCKET=str(gone))
-    result = subprocess.run([sys.executable, "-m", "app", "health"], cwd=trained_stack.folder,
+    result = subprocess.run([sys.executable, "-m", "app", "health"], cwd=native_stack.REPO,
                             env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert f"unhealthy: cannot ask supervisord at {gone}" in result.stdout
