@@ -69,6 +69,9 @@ class TrainConfig:
     log_every_steps: int = _field(minimum=1)
     threads: int = _field(minimum=0)
     seed: int | None = _field(minimum=0)
+    strategy: str = _field(choices=("auto", "mirrored", "multi_worker"))
+    scale_learning_rate: str = _field(choices=("linear", "none"))
+    cpu_devices: int = _field(minimum=1)
 
 
 @dataclasses.dataclass(frozen=True)

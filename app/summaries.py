@@ -7,7 +7,8 @@ Training run (train_dir):
   local3/weight_loss (raw), ...       likewise the weight-decay terms and total_loss
   learning_rate
   <variable>, <variable>/gradients    histograms of every trainable variable and its gradient
-  examples_per_sec, sec_per_batch     throughput, at each log line
+  examples_per_sec, sec_per_batch     throughput (of the whole job), at each log line
+  replicas                            how many model replicas train in sync
   config                              the resolved configuration, as text
   the graph of the train step         traced once, at the first step
 Eval run (train_dir/eval):
@@ -57,25 +58,31 @@ class LossAverages(tf.Module):
         return {name: average.read_value() for name, average in self.averages.items()}
 
 
-def write_training_step(step, images, activations, losses, averaged_losses,
-                        gradients_and_variables, learning_rate) -> None:
-    """All of a summary step's summaries; call inside the train step, under the run's writer."""
+def write_activations_and_gradients(step, images, activations, gradients_and_variables) -> None:
+    """The summaries only a replica can see (its batch, its activations, its gradients); under a
+    distribution strategy TensorFlow records them for the first replica alone."""
     tf.summary.image("images", _displayable(images), step=step, max_outputs=IMAGES_SHOWN)
     for layer, activation in activations.items():
         tf.summary.histogram(f"{layer}/activations", _sample(activation), step=step)
         tf.summary.scalar(f"{layer}/sparsity", tf.math.zero_fraction(activation), step=step)
-    for name, value in losses.items():
-        tf.summary.scalar(f"{name} (raw)", value, step=step)
-        tf.summary.scalar(name, averaged_losses[name], step=step)
-    tf.summary.scalar("learning_rate", learning_rate, step=step)
     for gradient, variable in gradients_and_variables:
         tf.summary.histogram(variable.path, _sample(variable), step=step)
         tf.summary.histogram(f"{variable.path}/gradients", _sample(gradient), step=step)
 
 
-def write_throughput(step: int, examples_per_sec: float, sec_per_batch: float) -> None:
+def write_losses(step, losses, averaged_losses, learning_rate) -> None:
+    """The losses of the whole (global) batch, raw and averaged, and the learning rate."""
+    for name, value in losses.items():
+        tf.summary.scalar(f"{name} (raw)", value, step=step)
+        tf.summary.scalar(name, averaged_losses[name], step=step)
+    tf.summary.scalar("learning_rate", learning_rate, step=step)
+
+
+def write_throughput(step: int, examples_per_sec: float, sec_per_batch: float,
+                     replicas: int) -> None:
     tf.summary.scalar("examples_per_sec", examples_per_sec, step=step)
     tf.summary.scalar("sec_per_batch", sec_per_batch, step=step)
+    tf.summary.scalar("replicas", replicas, step=step)
 
 
 def write_config(step: int, config_yaml: str) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from app import data, devices, model as models, summaries
+from app import data, devices, distribute, model as models, summaries
 from app.averages import MovingAverages
 
 CHECKPOINT_NAME = "model.ckpt"
@@ -39,64 +39,89 @@ class Trainer:
     def __init__(self, config):
         self.config = config
         train = config.train
-        self.train_dir = Path(config.paths.train_dir)
         devices.configure(threads=train.threads)
+        distribute.split_cpu(train.cpu_devices)
+        self.strategy = distribute.create_strategy(train.strategy)
+        self.replicas = self.strategy.num_replicas_in_sync
+        self.output = distribute.OutputFolder(config.paths.train_dir)
+        self.train_dir = Path(config.paths.train_dir)
         if train.seed is not None:
             tf.random.set_seed(train.seed)
 
+        # train.batch_size is per replica; the job as a whole takes this many images a step.
+        self.global_batch_size = train.batch_size * self.replicas
         batches = data.prepare(config.data, config.paths.data_dir)
         images, labels = data.load_split(batches, "train")
         self.examples_per_epoch = len(labels)
-        self.dataset = data.training_dataset(images, labels, train.batch_size, seed=train.seed)
+        self.dataset = self.strategy.experimental_distribute_dataset(
+            data.training_dataset(images, labels, self.global_batch_size, seed=train.seed))
 
-        self.model = models.build(train.model)
-        steps_per_epoch = self.examples_per_epoch / train.batch_size
-        self.learning_rate = keras.optimizers.schedules.ExponentialDecay(
-            train.initial_learning_rate,
-            decay_steps=max(1, int(steps_per_epoch * train.epochs_per_decay)),
-            decay_rate=train.learning_rate_decay_factor, staircase=True)
-        self.optimizer = keras.optimizers.SGD(self.learning_rate)
-        self.optimizer.build(self.model.trainable_variables)
-        self.global_step = self.optimizer.iterations
-        self.weight_averages = MovingAverages(self.model.trainable_variables,
-                                              train.moving_average_decay)
-        loss_names = ["cross_entropy", *models.weight_decay_losses(self.model, 0.0), "total_loss"]
-        self.loss_averages = summaries.LossAverages(loss_names)
+        with self.strategy.scope():
+            self.model = models.build(train.model)
+            self.learning_rate = keras.optimizers.schedules.ExponentialDecay(
+                train.initial_learning_rate * self._learning_rate_scale(),
+                decay_steps=max(1, int(self.examples_per_epoch / self.global_batch_size
+                                       * train.epochs_per_decay)),
+                decay_rate=train.learning_rate_decay_factor, staircase=True)
+            self.optimizer = keras.optimizers.SGD(self.learning_rate)
+            self.optimizer.build(self.model.trainable_variables)
+            self.global_step = self.optimizer.iterations
+            self.weight_averages = MovingAverages(self.model.trainable_variables,
+                                                  train.moving_average_decay)
+            loss_names = ["cross_entropy", *models.weight_decay_losses(self.model, 0.0),
+                          "total_loss"]
+            self.loss_averages = summaries.LossAverages(loss_names)
 
         self.checkpoint = tf.train.Checkpoint(
             step=self.global_step, model=self.model, optimizer=self.optimizer,
             averages=self.weight_averages, loss_averages=self.loss_averages)
         self.manager = tf.train.CheckpointManager(
-            self.checkpoint, str(self.train_dir), max_to_keep=train.keep_checkpoints,
+            self.checkpoint, str(self.output.path), max_to_keep=train.keep_checkpoints,
             checkpoint_name=CHECKPOINT_NAME)
-        self.writer = tf.summary.create_file_writer(str(self.train_dir))
+        self.writer = tf.summary.create_file_writer(str(self.output.path))
         self.stop_requested = False
+
+    def _learning_rate_scale(self) -> float:
+        # Linear scaling (Goyal et al., 2017): a k times larger batch takes k times larger steps.
+        return self.replicas if self.config.train.scale_learning_rate == "linear" else 1.0
 
     # -- the step ------------------------------------------------------------------------------
 
     @tf.function
     def train_step(self, images, labels, write_summaries: bool):
-        """One SGD step. A Python bool, write_summaries traces two graphs: the plain one runs on
-        all other steps and carries none of the summary work."""
-        variables = self.model.trainable_variables
-        with tf.GradientTape() as tape:
-            activations = self.model(images, training=True)
-            losses = {"cross_entropy": tf.reduce_mean(
-                tf.nn.sparse_softmax_cross_entropy_with_logits(
-                    labels=labels, logits=activations["softmax_linear"]))}
-            losses.update(models.weight_decay_losses(self.model, self.config.train.weight_decay))
-            losses["total_loss"] = tf.debugging.check_numerics(
-                tf.add_n(list(losses.values())), "total_loss")
-        gradients = tape.gradient(losses["total_loss"], variables)
+        """One synchronous SGD step of all replicas. A Python bool, write_summaries traces two
+        graphs: the plain one runs on all other steps and carries none of the summary work."""
         step = tf.convert_to_tensor(self.global_step)  # the step these gradients belong to
-        learning_rate = self.learning_rate(step)
-        self.optimizer.apply_gradients(zip(gradients, variables))
+        per_replica_losses = self.strategy.run(
+            self._replica_step, args=(step, images, labels, write_summaries))
+        # Each replica's losses are its share of the global mean, so their sum is that mean.
+        losses = {name: self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+                  for name, value in per_replica_losses.items()}
         self.weight_averages.update(step + 1)
         averaged_losses = self.loss_averages.update(losses)
         if write_summaries:
-            summaries.write_training_step(step, images, activations, losses, averaged_losses,
-                                          zip(gradients, variables), learning_rate)
+            summaries.write_losses(step, losses, averaged_losses, self.learning_rate(step))
         return losses["total_loss"]
+
+    def _replica_step(self, step, images, labels, write_summaries: bool):
+        variables = self.model.trainable_variables
+        with tf.GradientTape() as tape:
+            activations = self.model(images, training=True)
+            cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(
+                labels=labels, logits=activations["softmax_linear"])
+            losses = {"cross_entropy": tf.reduce_sum(cross_entropy) / self.global_batch_size}
+            # Gradients are summed over replicas; each carries 1/replicas of the decay term.
+            for name, value in models.weight_decay_losses(
+                    self.model, self.config.train.weight_decay).items():
+                losses[name] = value / self.replicas
+            losses["total_loss"] = tf.debugging.check_numerics(
+                tf.add_n(list(losses.values())), "total_loss")
+        gradients = tape.gradient(losses["total_loss"], variables)
+        self.optimizer.apply_gradients(zip(gradients, variables))
+        if write_summaries:
+            summaries.write_activations_and_gradients(step, images, activations,
+                                                      zip(gradients, variables))
+        return losses
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -132,8 +157,16 @@ class Trainer:
                     raise
                 raise TrainingDiverged(
                     f"the loss became NaN or infinite at step {step + 1}; training stopped. "
-                    f"The last good checkpoint is kept: {self.manager.latest_checkpoint}. "
+                    f"The last good checkpoint is kept: {self._newest_checkpoint()}. "
                     f"Try a lower train.initial_learning_rate") from None
+            except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
+                    tf.errors.CancelledError) as error:
+                if self.config.train.strategy != "multi_worker":
+                    raise
+                raise TrainingError(
+                    f"lost contact with another worker of the job at step {step + 1} "
+                    f"({error.message.splitlines()[0]}). Restart all workers: they resume from "
+                    f"the chief's newest checkpoint, {self._newest_checkpoint()}") from None
             if trace_graph:
                 tf.summary.trace_export(name="train_step", step=step)
                 trace_graph = False
@@ -142,12 +175,13 @@ class Trainer:
             if step % train.log_every_steps == 0 or step == train.max_steps:
                 now = time.monotonic()
                 sec_per_batch = (now - last_log_time) / max(1, step - last_log_step)
-                examples_per_sec = train.batch_size / sec_per_batch
+                examples_per_sec = self.global_batch_size / sec_per_batch
                 eta = _duration((train.max_steps - step) * sec_per_batch)
+                replicas = f"{self.replicas} replicas; " if self.replicas > 1 else ""
                 print(f"step {step}/{train.max_steps}, loss = {float(loss):.2f} "
                       f"({examples_per_sec:.1f} examples/sec; {sec_per_batch:.3f} sec/batch; "
-                      f"eta {eta})", flush=True)
-                summaries.write_throughput(step, examples_per_sec, sec_per_batch)
+                      f"{replicas}eta {eta})", flush=True)
+                summaries.write_throughput(step, examples_per_sec, sec_per_batch, self.replicas)
                 last_log_time, last_log_step = now, step
 
             due_by_steps = train.checkpoint_every_steps and step % train.checkpoint_every_steps == 0
@@ -165,10 +199,20 @@ class Trainer:
 
     # -- checkpoints ---------------------------------------------------------------------------
 
+    def _checkpoints_in_train_dir(self) -> list[str]:
+        # Every worker of a job resumes from the chief's checkpoints, in train_dir.
+        state = tf.train.get_checkpoint_state(str(self.train_dir))
+        return list(state.all_model_checkpoint_paths) if state else []
+
+    def _newest_checkpoint(self) -> str:
+        checkpoints = self._checkpoints_in_train_dir()
+        return Path(checkpoints[-1]).name if checkpoints else "none yet"
+
     def _restore(self) -> None:
         """Resumes from the newest checkpoint that restores, newest first: a save cut short
         (a full disk, a kill -9) must not stop the run from resuming from the one before."""
-        for path in reversed(self.manager.checkpoints):
+        for path in reversed(self._checkpoints_in_train_dir()):
+            path = str(self.train_dir / Path(path).name)
             try:
                 self.checkpoint.restore(path).assert_existing_objects_matched()
             except (tf.errors.OpError, ValueError, AssertionError) as error:
@@ -180,7 +224,7 @@ class Trainer:
         print(f"no checkpoint in {self.train_dir}; starting from step 0", flush=True)
 
     def _save(self, step: int) -> None:
-        if self.manager.latest_checkpoint == f"{self.train_dir / CHECKPOINT_NAME}-{step}":
+        if self.manager.latest_checkpoint == f"{self.output.path / CHECKPOINT_NAME}-{step}":
             return
         try:
             path = self.manager.save(checkpoint_number=step)
@@ -188,9 +232,10 @@ class Trainer:
         except (tf.errors.OpError, OSError) as error:
             message = getattr(error, "message", None) or str(error)
             raise TrainingError(
-                f"cannot save a checkpoint at step {step} in {self.train_dir}: {message}. "
-                f"The last complete checkpoint is kept: {self.manager.latest_checkpoint}") from None
-        print(f"saved {Path(path).name}", flush=True)
+                f"cannot save a checkpoint at step {step} in {self.output.path}: {message}. "
+                f"The last complete checkpoint is kept: {self._newest_checkpoint()}") from None
+        if self.output.chief:
+            print(f"saved {Path(path).name}", flush=True)
 
     def _handle_stop_signals(self) -> None:
         def request_stop(signum, _frame):
@@ -210,9 +255,15 @@ def _duration(seconds: float) -> str:
 
 
 def main(config) -> int:
-    trainer = Trainer(config)
+    try:
+        trainer = Trainer(config)
+    except distribute.DistributionError as error:
+        print(f"config error: {error}", flush=True)
+        return 2
     try:
         return trainer.run()
     except TrainingError as error:
         print(f"error: {error}", flush=True)
         return error.exit_code
+    finally:
+        trainer.output.remove_if_temporary()

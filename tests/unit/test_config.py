@@ -169,13 +169,13 @@ def test_check_config_prints_the_resolved_config(run_app, tmp_path):
 
 def test_check_config_exits_2_with_one_line_and_writes_nothing(run_app, tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("train:\n  max_steps: 100\n  learning_rate: 0.1\n")
+    bad.write_text("train:\n  max_steps: 100\n  batchsize: 32\n")
     train_dir = tmp_path / "train"
     result = run_app("check-config", "--config", str(bad), "--set", f"paths.train_dir={train_dir}")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        f"config error: {bad}: line 3: unknown key 'train.learning_rate' "
-        "(did you mean 'train.initial_learning_rate'?)"]
+        f"config error: {bad}: line 3: unknown key 'train.batchsize' "
+        "(did you mean 'train.batch_size'?)"]
     assert not train_dir.exists()
 
 
