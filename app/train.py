@@ -165,7 +165,7 @@ class Trainer:
                     raise
                 raise TrainingError(
                     f"lost contact with another worker of the job at step {step + 1} "
-                    f"({error.message.splitlines()[0]}). Restart all workers: they resume from "
+                    f"({type(error).__name__}). Restart all workers: they resume from "
                     f"the chief's newest checkpoint, {self._newest_checkpoint()}") from None
             if trace_graph:
                 tf.summary.trace_export(name="train_step", step=step)

@@ -1,0 +1,136 @@
+"""Training on several replicas: MirroredStrategy on two logical CPU devices, and two worker
+processes on localhost joined by TF_CONFIG into one MultiWorkerMirroredStrategy job."""
+import json
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO_ROOT, app_environment
+from tests.integration.test_train_eval import LOG_LINE, checkpoint_state, event_tags
+
+pytestmark = pytest.mark.slow
+
+
+def settings(root: Path, **changes) -> list[str]:
+    values = {
+        "paths.train_dir": root / "train", "paths.data_dir": root / "data",
+        "data.source": "synthetic", "data.synthetic_train_examples": 2000,
+        "data.synthetic_test_examples": 200, "train.batch_size": 32,
+        "train.log_every_steps": 10, "train.checkpoint_every_steps": 20,
+        "train.summary_every_steps": 20,
+    }
+    values.update(changes)
+    return [argument for key, value in values.items() for argument in ("--set", f"{key}={value}")]
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for each in sockets:
+        each.bind(("127.0.0.1", 0))
+    ports = [each.getsockname()[1] for each in sockets]
+    for each in sockets:
+        each.close()
+    return ports
+
+
+def test_mirrored_on_two_cpu_devices_trains_two_replicas(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "app", "train", *settings(
+            tmp_path, **{"train.strategy": "mirrored", "train.cpu_devices": 2,
+                         "train.max_steps": 40})],
+        cwd=REPO_ROOT, env=app_environment(), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(r"^step 40/40, .*sec/batch; 2 replicas; eta", result.stdout, re.MULTILINE)
+    # 2 replicas x 32 images a step: the examples/sec figure counts the whole global batch.
+    rate, seconds = map(float, re.search(r"\((\d+\.\d) examples/sec; (\d+\.\d+) sec/batch",
+                                         result.stdout).groups())
+    assert rate == pytest.approx(64 / seconds, rel=0.02)
+    assert checkpoint_state(tmp_path / "train") == "model.ckpt-40"
+    tags = event_tags(tmp_path / "train")
+    assert tags["replicas"] == "scalars" and tags["conv1/activations"] == "histograms"
+
+
+class Job:
+    """Two workers of one job on localhost, with their output kept for the asserts."""
+
+    def __init__(self, root: Path, **changes):
+        ports = free_ports(2)
+        cluster = {"worker": [f"localhost:{port}" for port in ports]}
+        self.temporary = root / "tmp"
+        self.temporary.mkdir(exist_ok=True)
+        self.logs = [root / f"worker-{index}.log" for index in range(2)]
+        self.workers = []
+        for index in range(2):
+            environment = app_environment(
+                TF_CONFIG=json.dumps({"cluster": cluster,
+                                      "task": {"type": "worker", "index": index}}),
+                TMPDIR=str(self.temporary))
+            self.workers.append(subprocess.Popen(
+                [sys.executable, "-m", "app", "train",
+                 *settings(root, **{"train.strategy": "multi_worker", **changes})],
+                cwd=REPO_ROOT, env=environment, stdout=open(self.logs[index], "w"),
+                stderr=subprocess.STDOUT))
+
+    def output(self, index: int) -> str:
+        return self.logs[index].read_text()
+
+    def wait(self, timeout: float) -> list[int]:
+        deadline = time.monotonic() + timeout
+        return [worker.wait(max(1, deadline - time.monotonic())) for worker in self.workers]
+
+    def stop(self):
+        for worker in self.workers:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
+
+
+@pytest.fixture
+def job_factory():
+    jobs = []
+
+    def start(root, **changes):
+        jobs.append(Job(root, **changes))
+        return jobs[-1]
+    yield start
+    for job in jobs:
+        job.stop()
+
+
+def test_two_workers_train_together_and_only_the_chief_writes(tmp_path, job_factory):
+    job = job_factory(tmp_path, **{"train.max_steps": 40})
+    assert job.wait(timeout=600) == [0, 0], job.output(0) + job.output(1)
+    for index in range(2):
+        assert re.search(r"^step 40/40, .*2 replicas", job.output(index), re.MULTILINE)
+    assert checkpoint_state(tmp_path / "train") == "model.ckpt-40"
+    assert "saved model.ckpt-40" in job.output(0) and "saved model.ckpt" not in job.output(1)
+    assert len(list((tmp_path / "train").glob("events.out.tfevents.*"))) == 1
+    # The non-chief worker saved into a folder of its own, and removed it at the end.
+    assert not list(job.temporary.glob("cifar10-worker-*"))
+
+
+def test_a_killed_worker_fails_the_job_fast_and_both_resume(tmp_path, job_factory):
+    job = job_factory(tmp_path, **{"train.max_steps": 100_000})
+    deadline = time.monotonic() + 300
+    while "saved model.ckpt-20" not in job.output(0):
+        assert time.monotonic() < deadline and job.workers[0].poll() is None, job.output(0)
+        time.sleep(0.5)
+    job.workers[1].send_signal(signal.SIGKILL)
+    killed = time.monotonic()
+    survivor_code = job.workers[0].wait(timeout=120)
+    assert survivor_code not in (0, None)
+    assert time.monotonic() - killed < 60
+    assert "error: lost contact with another worker of the job" in job.output(0)
+    newest = checkpoint_state(tmp_path / "train")
+    assert f"resume from the chief's newest checkpoint, {newest}" in job.output(0)
+
+    resumed = job_factory(tmp_path, **{"train.max_steps": int(newest.split("-")[1]) + 20})
+    assert resumed.wait(timeout=600) == [0, 0], resumed.output(0) + resumed.output(1)
+    for index in range(2):
+        assert f"resumed from {newest}" in resumed.output(index)
