@@ -40,7 +40,7 @@ run_as_owner=()
 
 # Validates the config, creates train_dir and data_dir, and when root, decides whom to run as.
 prepare() {
-    local resolved_config train_dir data_dir uid gid
+    local resolved_config train_dir data_dir uid gid dir
     resolved_config=$("$PYTHON" -m app check-config) || exit $?
     {
         read -r train_dir
@@ -50,26 +50,25 @@ import sys, yaml
 paths = yaml.safe_load(sys.stdin)["paths"]
 print(paths["train_dir"]); print(paths["data_dir"])')
 
+    mkdir -p "$train_dir" "$data_dir"
     if [[ $(id -u) != 0 ]]; then
-        mkdir -p "$train_dir" "$data_dir"
         return
     fi
-    local new_dirs=()
-    for dir in "$train_dir" "$data_dir"; do
-        [[ -d "$dir" ]] || { mkdir -p "$dir"; new_dirs+=("$dir"); }
-    done
     uid=${PUID:-$(stat -c %u "$train_dir")}
     gid=${PGID:-$(stat -c %g "$train_dir")}
     if [[ $uid == 0 ]]; then
         return  # a root-owned train_dir and no PUID: root is the owner we match
     fi
-    # Only folders made just now: an existing volume's ownership is its owner's business.
-    if ((${#new_dirs[@]})); then
-        chown "$uid:$gid" "${new_dirs[@]}"
-    fi
+    run_as_owner=(setpriv --reuid="$uid" --regid="$gid" --clear-groups --)
+    # A folder the owner may not write is handed over only while it holds nothing (one made just
+    # now, or the image's empty /cifar10_data); one with files in it stays as its owner has it.
+    for dir in "$train_dir" "$data_dir"; do
+        if ! "${run_as_owner[@]}" test -w "$dir" && [[ -z $(ls -A "$dir") ]]; then
+            chown "$uid:$gid" "$dir"
+        fi
+    done
     export HOME
     HOME=$(getent passwd "$uid" | cut -d: -f6) || HOME=/tmp
-    run_as_owner=(setpriv --reuid="$uid" --regid="$gid" --clear-groups --)
     # Checked again as the owner: root may write anywhere, the owner maybe not.
     "${run_as_owner[@]}" "$PYTHON" -m app check-config > /dev/null
 }
