@@ -5,6 +5,8 @@
 #                                 then run train, eval and tensorboard under supervisord
 #   entrypoint.sh ROLE [ARG...]   just that program: `python -m app ROLE ARG...`, where ROLE is
 #                                 train, eval, tensorboard, data, report, check-config or health
+#   entrypoint.sh supervisorctl [ARG...]
+#                                 supervisorctl of the running appliance, e.g. `... status`
 #   entrypoint.sh COMMAND...      anything else is run as is (bash, ls /cifar10_train, ...)
 #
 # Environment:
@@ -15,7 +17,7 @@
 #   PYTHON                       the interpreter (default: .venv/bin/python beside this script,
 #                                else python3)
 #   APPLIANCE_SUPERVISOR_SOCKET  supervisord's control socket (default below); `health` and
-#                                `supervisorctl -c docker/supervisord.conf` find it through this
+#                                `supervisorctl` find supervisord through it
 # Exported for docker/supervisord.conf: APPLIANCE_HOME (this script's folder), PYTHON, PYTHONPATH.
 #
 # Exit status: 2 for a bad config, before anything starts; otherwise the program's own.
@@ -88,6 +90,11 @@ case "${1:-}" in
         ;;
     check-config | health)
         exec "$PYTHON" -m app "$@"
+        ;;
+    supervisorctl)
+        shift
+        exec "$PYTHON" -m supervisor.supervisorctl \
+            --configuration "$APPLIANCE_HOME/docker/supervisord.conf" "$@"
         ;;
     *)
         exec "$@"

@@ -144,9 +144,14 @@ def interrupted_stack(tmp_path_factory):
         wait_for(lambda: max(logged_steps(), default=0) >= past_checkpoint, 60, f"step {past_checkpoint}")
         health = stack.run(sys.executable, "-m", "app", "health")
         states = stack.program_states()
+        stack.supervisorctl("stop", "eval")
+        health_without_eval = stack.run(sys.executable, "-m", "app", "health")
+        stack.supervisorctl("start", "eval")
         last_logged_step = max(logged_steps(), default=0)
         stopping = stack.stop()
-        stack.observed = dict(health=health, states=states, last_logged_step=last_logged_step,
+        stack.observed = dict(health=health, states=states,
+                              health_without_eval=health_without_eval,
+                              last_logged_step=last_logged_step,
                               checkpoint_after_stop=stack.checkpoint_step(), **stopping)
         yield stack
     finally:
@@ -157,6 +162,12 @@ def test_health_is_ok_while_training(interrupted_stack):
     observed = interrupted_stack.observed
     assert observed["states"] == {"train": "RUNNING", "eval": "RUNNING", "tensorboard": "RUNNING"}
     assert observed["health"].returncode == 0, observed["health"].stdout
+
+
+def test_health_names_a_program_that_is_not_running(interrupted_stack):
+    health = interrupted_stack.observed["health_without_eval"]
+    assert health.returncode == 1
+    assert health.stdout.strip() == "unhealthy: eval: STOPPED"
 
 
 def test_sigterm_stops_every_program_within_30_s(interrupted_stack):
