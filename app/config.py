@@ -54,7 +54,7 @@ class DataConfig:
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    model: str = _field(choices=("cnn",))
+    model: str = _field(choices=("cnn", "resnet"))
     max_steps: int = _field(minimum=1)
     batch_size: int = _field(minimum=1)
     initial_learning_rate: float = _field(exclusive_minimum=0.0)
@@ -72,6 +72,19 @@ class TrainConfig:
     strategy: str = _field(choices=("auto", "mirrored", "multi_worker"))
     scale_learning_rate: str = _field(choices=("linear", "none"))
     cpu_devices: int = _field(minimum=1)
+    # Words that YAML does not read as booleans (it would read on/off/yes/no so).
+    mixed_precision: str = _field(choices=("auto", "float32", "bfloat16"))
+    xla: str = _field(choices=("auto", "enabled", "disabled"))
+
+
+@dataclasses.dataclass(frozen=True)
+class ResNetConfig:
+    width: int = _field(minimum=1)
+    peak_learning_rate: float = _field(exclusive_minimum=0.0)
+    warmup_fraction: float = _field(exclusive_minimum=0.0, maximum=1.0)
+    momentum: float = _field(minimum=0.0, maximum=1.0)
+    weight_decay: float = _field(minimum=0.0)
+    label_smoothing: float = _field(minimum=0.0, maximum=1.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,6 +95,9 @@ class EvalConfig:
     use_moving_averages: bool = _field()
     threads: int = _field(minimum=0)
     gpu_memory_limit_mb: int = _field(minimum=0)
+    projector_examples: int = _field(minimum=0, maximum=10000)
+    projector_every_evals: int = _field(minimum=1)
+    export_best: bool = _field()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,6 +111,7 @@ class Config:
     paths: PathsConfig
     data: DataConfig
     train: TrainConfig
+    resnet: ResNetConfig
     eval: EvalConfig
     tensorboard: TensorBoardConfig
 

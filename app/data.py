@@ -254,21 +254,46 @@ def load_split(batches: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
 # tf.data pipelines
 # ---------------------------------------------------------------------------------------------
 
-def training_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, seed=None):
-    """Endless, shuffled batches of augmented 24x24 crops, as the tutorial trained on."""
+def training_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, augment,
+                     seed=None):
+    """Endless, shuffled batches, each augmented as a whole by augment(uint8 images)."""
     import tensorflow as tf
 
     all_images, all_labels = tf.constant(images), tf.constant(labels)
 
     def gather_and_augment(indices):
-        return augment_batch(tf.gather(all_images, indices)), tf.gather(all_labels, indices)
+        return augment(tf.gather(all_images, indices)), tf.gather(all_labels, indices)
 
-    return (tf.data.Dataset.range(len(labels))
-            .shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
-            .repeat()
-            .batch(batch_size, drop_remainder=True)
-            .map(gather_and_augment, num_parallel_calls=tf.data.AUTOTUNE)
-            .prefetch(tf.data.AUTOTUNE))
+    dataset = (tf.data.Dataset.range(len(labels))
+               .shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+               .repeat()
+               .batch(batch_size, drop_remainder=True)
+               .map(gather_and_augment, num_parallel_calls=tf.data.AUTOTUNE)
+               .prefetch(tf.data.AUTOTUNE))
+    # Several workers each take every n-th batch; the index dataset has no files to split.
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
+
+
+def _random_crops(images, size: int):
+    """A size x size window at a random place in each image, for the whole batch at once."""
+    import tensorflow as tf
+
+    batch = tf.shape(images)[0]
+    margin = tf.shape(images)[1] - size + 1
+    top = tf.random.uniform([batch], 0, margin, dtype=tf.int32)
+    left = tf.random.uniform([batch], 0, margin, dtype=tf.int32)
+    window = tf.range(size)
+    images = tf.gather(images, top[:, None] + window, axis=1, batch_dims=1)
+    return tf.gather(images, left[:, None] + window, axis=2, batch_dims=1)
+
+
+def _random_flips(images):
+    import tensorflow as tf
+
+    flip = tf.random.uniform([tf.shape(images)[0], 1, 1, 1]) < 0.5
+    return tf.where(flip, tf.reverse(images, axis=[2]), images)
 
 
 def augment_batch(images):
@@ -277,18 +302,9 @@ def augment_batch(images):
     per-image standardization. (Their randomness follows tf.random.set_seed.)"""
     import tensorflow as tf
 
-    batch = tf.shape(images)[0]
-    margin = IMAGE_SIZE - CROP_SIZE + 1
-    top = tf.random.uniform([batch], 0, margin, dtype=tf.int32)
-    left = tf.random.uniform([batch], 0, margin, dtype=tf.int32)
-    window = tf.range(CROP_SIZE)
-    images = tf.gather(images, top[:, None] + window, axis=1, batch_dims=1)
-    images = tf.gather(images, left[:, None] + window, axis=2, batch_dims=1)
-
-    flip = tf.random.uniform([batch, 1, 1, 1]) < 0.5
-    images = tf.where(flip, tf.reverse(images, axis=[2]), images)
-
+    images = _random_flips(_random_crops(images, CROP_SIZE))
     images = tf.cast(images, tf.float32)
+    batch = tf.shape(images)[0]
     images += tf.random.uniform([batch, 1, 1, 1], -63.0, 63.0)
     contrast = tf.random.uniform([batch, 1, 1, 1], 0.2, 1.8)
     channel_means = tf.reduce_mean(images, axis=[1, 2], keepdims=True)
@@ -296,17 +312,28 @@ def augment_batch(images):
     return tf.image.per_image_standardization(images)
 
 
-def eval_images(images):
-    """The central 24x24 crop, standardized: what eval and serving see."""
+def flip_and_translate(images):
+    """The fast recipes' augmentation: a random flip and a shift of up to 4 pixels (the image
+    mirrored into the border), keeping the whole 32x32 image; then per-image standardization."""
     import tensorflow as tf
 
-    offset = (IMAGE_SIZE - CROP_SIZE) // 2
-    crop = images[:, offset:offset + CROP_SIZE, offset:offset + CROP_SIZE, :]
+    padded = tf.pad(images, [[0, 0], [4, 4], [4, 4], [0, 0]], mode="REFLECT")
+    images = _random_flips(_random_crops(padded, IMAGE_SIZE))
+    return tf.image.per_image_standardization(tf.cast(images, tf.float32))
+
+
+def eval_images(images, size: int = CROP_SIZE):
+    """The central size x size crop, standardized: what eval and serving see."""
+    import tensorflow as tf
+
+    offset = (IMAGE_SIZE - size) // 2
+    crop = images[:, offset:offset + size, offset:offset + size, :]
     return tf.image.per_image_standardization(tf.cast(crop, tf.float32))
 
 
-def eval_dataset(images: np.ndarray, labels: np.ndarray, num_examples: int, batch_size: int):
-    """The first num_examples test images, each exactly once, in order."""
+def eval_dataset(images: np.ndarray, labels: np.ndarray, num_examples: int, batch_size: int,
+                 size: int = CROP_SIZE):
+    """The first num_examples test images, each exactly once, in order, centrally cropped."""
     import tensorflow as tf
 
     if num_examples > len(labels):
@@ -314,5 +341,5 @@ def eval_dataset(images: np.ndarray, labels: np.ndarray, num_examples: int, batc
                         f"{len(labels):,} images")
     return (tf.data.Dataset.from_tensor_slices((images[:num_examples], labels[:num_examples]))
             .batch(batch_size)
-            .map(lambda x, y: (eval_images(x), y), num_parallel_calls=tf.data.AUTOTUNE)
+            .map(lambda x, y: (eval_images(x, size), y), num_parallel_calls=tf.data.AUTOTUNE)
             .prefetch(tf.data.AUTOTUNE))

@@ -23,3 +23,22 @@ def configure(threads: int = 0, gpu_memory_limit_mb: int = 0) -> list[str]:
         else:
             tf.config.experimental.set_memory_growth(gpu, True)
     return [gpu.name for gpu in gpus]
+
+
+def mixed_precision_policy(setting: str) -> str:
+    """The Keras dtype policy for train.mixed_precision (see docker/config.yaml).
+
+    Only bfloat16: it has float32's range, so it needs no loss scaling, and GPUs without it
+    (before Ampere) train in float32."""
+    if setting == "auto":
+        gpus = tf.config.list_physical_devices("GPU")
+        capability = (tf.config.experimental.get_device_details(gpus[0]).get(
+            "compute_capability", (0, 0)) if gpus else (0, 0))
+        return "mixed_bfloat16" if capability >= (8, 0) else "float32"
+    return {"float32": "float32", "bfloat16": "mixed_bfloat16"}[setting]
+
+
+def use_xla(setting: str) -> bool:
+    if setting == "auto":
+        return bool(tf.config.list_physical_devices("GPU"))
+    return setting == "enabled"

@@ -2,7 +2,12 @@
 
 `tutorial_cnn` is the classic TensorFlow CIFAR-10 model, layer for layer and with the tutorial's
 initializers: two 5x5 convolutions with max pooling and local response normalization, two fully
-connected layers with weight decay, and a linear softmax layer (1,068,298 parameters).
+connected layers with weight decay, and a linear softmax layer (1,068,298 parameters). It sees
+24x24 crops.
+
+`resnet9` is the residual network of the fast CIFAR-10 recipes (David Page's "How to train your
+ResNet", the ancestor of Keller Jordan's airbench): conv-batchnorm-relu blocks, max pooling, two
+residual blocks, a global max pool and a scaled linear classifier. It sees the whole 32x32 image.
 
 A model here is a Keras model whose output is a dict: every named layer's activations, the logits
 under 'softmax_linear'. The trainer uses the activations for its summaries; `logits_model` gives the
@@ -13,7 +18,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from app.data import CHANNELS, CROP_SIZE, NUM_CLASSES
+from app.data import CHANNELS, CROP_SIZE, IMAGE_SIZE, NUM_CLASSES
 
 # Layers whose activations the summaries show, in the order data flows through them.
 ACTIVATION_LAYERS = ("conv1", "conv2", "local3", "local4", "softmax_linear")
@@ -60,11 +65,38 @@ def tutorial_cnn() -> keras.Model:
                                 "local4": local4, "softmax_linear": logits}, name="cifar10_cnn")
 
 
-MODELS = {"cnn": tutorial_cnn}
+def _conv_bn(x, channels: int, name: str):
+    x = keras.layers.Conv2D(channels, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    # Page's recipe: a lighter batch-norm momentum than Keras' 0.99 suits a 10-epoch run.
+    x = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=f"{name}_bn")(x)
+    return keras.layers.ReLU(name=name)(x)
 
 
-def build(name: str) -> keras.Model:
-    return MODELS[name]()
+def resnet9(width: int = 64) -> keras.Model:
+    """ResNet-9: width channels in the stem, doubling at each of the three stages."""
+    images = keras.Input((IMAGE_SIZE, IMAGE_SIZE, CHANNELS), name="images")
+    prep = _conv_bn(images, width, "prep")
+    layer1 = keras.layers.MaxPool2D(2, name="pool1")(_conv_bn(prep, 2 * width, "layer1"))
+    residual1 = _conv_bn(_conv_bn(layer1, 2 * width, "res1a"), 2 * width, "res1b")
+    layer1 = keras.layers.Add(name="layer1_out")([layer1, residual1])
+    layer2 = keras.layers.MaxPool2D(2, name="pool2")(_conv_bn(layer1, 4 * width, "layer2"))
+    layer3 = keras.layers.MaxPool2D(2, name="pool3")(_conv_bn(layer2, 8 * width, "layer3"))
+    residual3 = _conv_bn(_conv_bn(layer3, 8 * width, "res3a"), 8 * width, "res3b")
+    layer3 = keras.layers.Add(name="layer3_out")([layer3, residual3])
+    features = keras.layers.GlobalMaxPool2D(name="features")(layer3)
+    dense = keras.layers.Dense(NUM_CLASSES, use_bias=False, name="classifier")(features)
+    # Page scales the logits by 1/8: a cooler softmax early on, which trains faster.
+    logits = keras.layers.Rescaling(0.125, name="softmax_linear")(dense)
+    # Named like the tutorial's, so that the summaries and the projector treat both alike.
+    return keras.Model(images, {"conv1": prep, "conv2": layer1, "local3": layer3,
+                                "local4": features, "softmax_linear": logits}, name="resnet9")
+
+
+MODELS = {"cnn": tutorial_cnn, "resnet": resnet9}
+
+
+def build(name: str, **options) -> keras.Model:
+    return MODELS[name](**options)
 
 
 def logits_model(model: keras.Model) -> keras.Model:
@@ -74,7 +106,8 @@ def logits_model(model: keras.Model) -> keras.Model:
 
 def weight_decay_losses(model: keras.Model, weight_decay: float) -> dict[str, tf.Tensor]:
     """The tutorial's weight_loss terms: weight_decay * sum(w**2) / 2 per decayed kernel."""
-    return {f"{name}/weight_loss": weight_decay * tf.nn.l2_loss(model.get_layer(name).kernel)
+    return {f"{name}/weight_loss": weight_decay * tf.nn.l2_loss(
+                tf.cast(model.get_layer(name).kernel, tf.float32))
             for name in DECAYED_LAYERS}
 
 

@@ -1,8 +1,9 @@
 """The training loop: data in, checkpoints and summaries out, resumable at any moment.
 
-One step: augmented batch -> model -> cross entropy + weight decay -> SGD on the tutorial's
-staircase schedule -> moving averages of the weights. The global step is the optimizer's own
-iteration counter, saved in every checkpoint, so a restart continues the schedule where it stopped.
+One step: augmented batch -> model -> loss -> an optimizer step on the recipe's schedule ->
+moving averages of the weights (app/recipes.py says what each recipe uses; the tutorial's is cross
+entropy plus weight decay and plain SGD). The global step is the optimizer's own iteration counter,
+saved in every checkpoint, so a restart continues the schedule where it stopped.
 
 Checkpoints are `train_dir/model.ckpt-<global step>` with the `checkpoint` state file, written by
 tf.train.CheckpointManager every `checkpoint_every_steps` and/or `checkpoint_every_secs`, on
@@ -18,7 +19,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from app import data, devices, distribute, model as models, summaries
+from app import data, devices, distribute, recipes, summaries
 from app.averages import MovingAverages
 
 CHECKPOINT_NAME = "model.ckpt"
@@ -48,27 +49,33 @@ class Trainer:
         if train.seed is not None:
             tf.random.set_seed(train.seed)
 
+        self.recipe = recipes.for_config(config)
+        precision = devices.mixed_precision_policy(train.mixed_precision)
+        keras.mixed_precision.set_global_policy(precision)
+        xla = devices.use_xla(train.xla)
+        # Summary steps run uncompiled: XLA cannot compile summary ops.
+        self._compiled_forward_backward = tf.function(self._forward_backward, jit_compile=xla)
+        print(f"{self.replicas} replica(s) ({self.strategy.__class__.__name__}), "
+              f"{precision}, XLA {'on' if xla else 'off'}", flush=True)
+
         # train.batch_size is per replica; the job as a whole takes this many images a step.
         self.global_batch_size = train.batch_size * self.replicas
         batches = data.prepare(config.data, config.paths.data_dir)
         images, labels = data.load_split(batches, "train")
         self.examples_per_epoch = len(labels)
-        self.dataset = self.strategy.experimental_distribute_dataset(
-            data.training_dataset(images, labels, self.global_batch_size, seed=train.seed))
+        self.dataset = self.strategy.experimental_distribute_dataset(data.training_dataset(
+            images, labels, self.global_batch_size, self.recipe.augment, seed=train.seed))
 
         with self.strategy.scope():
-            self.model = models.build(train.model)
-            self.learning_rate = keras.optimizers.schedules.ExponentialDecay(
-                train.initial_learning_rate * self._learning_rate_scale(),
-                decay_steps=max(1, int(self.examples_per_epoch / self.global_batch_size
-                                       * train.epochs_per_decay)),
-                decay_rate=train.learning_rate_decay_factor, staircase=True)
-            self.optimizer = keras.optimizers.SGD(self.learning_rate)
+            self.model = self.recipe.build_model()
+            self.learning_rate = self.recipe.learning_rate(
+                self.examples_per_epoch / self.global_batch_size, self._learning_rate_scale())
+            self.optimizer = self.recipe.optimizer(self.learning_rate)
             self.optimizer.build(self.model.trainable_variables)
             self.global_step = self.optimizer.iterations
             self.weight_averages = MovingAverages(self.model.trainable_variables,
                                                   train.moving_average_decay)
-            loss_names = ["cross_entropy", *models.weight_decay_losses(self.model, 0.0),
+            loss_names = ["cross_entropy", *self.recipe.regularization_losses(self.model),
                           "total_loss"]
             self.loss_averages = summaries.LossAverages(loss_names)
 
@@ -104,24 +111,30 @@ class Trainer:
         return losses["total_loss"]
 
     def _replica_step(self, step, images, labels, write_summaries: bool):
+        forward_backward = (self._forward_backward if write_summaries
+                            else self._compiled_forward_backward)
+        losses, gradients, activations = forward_backward(images, labels)
         variables = self.model.trainable_variables
-        with tf.GradientTape() as tape:
-            activations = self.model(images, training=True)
-            cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(
-                labels=labels, logits=activations["softmax_linear"])
-            losses = {"cross_entropy": tf.reduce_sum(cross_entropy) / self.global_batch_size}
-            # Gradients are summed over replicas; each carries 1/replicas of the decay term.
-            for name, value in models.weight_decay_losses(
-                    self.model, self.config.train.weight_decay).items():
-                losses[name] = value / self.replicas
-            losses["total_loss"] = tf.debugging.check_numerics(
-                tf.add_n(list(losses.values())), "total_loss")
-        gradients = tape.gradient(losses["total_loss"], variables)
         self.optimizer.apply_gradients(zip(gradients, variables))
         if write_summaries:
             summaries.write_activations_and_gradients(step, images, activations,
                                                       zip(gradients, variables))
         return losses
+
+    def _forward_backward(self, images, labels):
+        """This replica's share of the losses, and their gradients."""
+        variables = self.model.trainable_variables
+        with tf.GradientTape() as tape:
+            activations = self.model(images, training=True)
+            logits = tf.cast(activations["softmax_linear"], tf.float32)
+            per_example = self.recipe.per_example_loss(labels, logits)
+            losses = {"cross_entropy": tf.reduce_sum(per_example) / self.global_batch_size}
+            # Gradients are summed over replicas; each carries 1/replicas of the decay term.
+            for name, value in self.recipe.regularization_losses(self.model).items():
+                losses[name] = value / self.replicas
+            losses["total_loss"] = tf.debugging.check_numerics(
+                tf.add_n(list(losses.values())), "total_loss")
+        return losses, tape.gradient(losses["total_loss"], variables), activations
 
     # -- the loop ------------------------------------------------------------------------------
 

@@ -183,7 +183,7 @@ def test_eval_dataset_sees_each_example_exactly_once():
 def test_training_batches_are_augmented_crops_standardized_per_image(tmp_path):
     batches = data.prepare(data_config(), str(tmp_path))
     images, labels = data.load_split(batches, "train")
-    batch_images, batch_labels = next(iter(data.training_dataset(images, labels, 16, seed=1)))
+    batch_images, batch_labels = next(iter(data.training_dataset(images, labels, 16, data.augment_batch, seed=1)))
     assert batch_images.shape == (16, 24, 24, 3) and batch_labels.shape == (16,)
     per_image = batch_images.numpy().reshape(16, -1)
     np.testing.assert_allclose(per_image.mean(axis=1), 0, atol=1e-4)
@@ -196,3 +196,13 @@ def test_crops_differ_between_images_of_a_batch():
     augmented = data.augment_batch(np.repeat(image, 64, axis=0)).numpy()
     distinct = {augmented[i].tobytes() for i in range(64)}
     assert len(distinct) > 32
+
+
+def test_flip_and_translate_keeps_whole_images_shifted_by_at_most_4_pixels():
+    image = np.zeros((1, 32, 32, 3), np.uint8)
+    image[0, 14:18, 14:18] = 255  # a bright square in the middle
+    augmented = data.flip_and_translate(np.repeat(image, 64, axis=0)).numpy()
+    assert augmented.shape == (64, 32, 32, 3)
+    centres = [np.argwhere(each[..., 0] > 0).mean(axis=0) for each in augmented]
+    offsets = np.abs(np.array(centres) - 15.5)
+    assert offsets.max() <= 4 and len({tuple(c) for c in np.round(centres, 1)}) > 8
