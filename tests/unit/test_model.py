@@ -68,3 +68,29 @@ def test_moving_averages_warm_up_then_follow_the_decay():
     assert averages.averages[0].numpy() == pytest.approx([9.0001], rel=1e-6)
     averages.copy_to_variables()
     np.testing.assert_allclose(weight.numpy(), averages.averages[0].numpy())
+
+
+def test_resnet9_has_page_s_size_and_sees_whole_images():
+    resnet = models.build("resnet")
+    assert resnet.count_params() == 6_577_600
+    outputs = resnet(tf.zeros([2, 32, 32, 3]))
+    assert tuple(outputs["softmax_linear"].shape) == (2, 10)
+    assert tuple(outputs["local4"].shape) == (2, 512)  # the penultimate features
+    assert models.training_flops_per_image(resnet) / 6 == pytest.approx(379e6, rel=0.01)
+
+
+def test_one_cycle_rises_to_the_peak_then_falls_to_zero_at_the_end():
+    from app.recipes import OneCycle
+    schedule = OneCycle(peak=0.4, total_steps=1000, warmup_fraction=0.25)
+    rates = {step: float(schedule(step)) for step in (0, 125, 250, 625, 1000, 1200)}
+    assert rates == pytest.approx({0: 0.0, 125: 0.2, 250: 0.4, 625: 0.2, 1000: 0.0, 1200: 0.0})
+
+
+def test_label_smoothing_spreads_a_fifth_of_the_target_over_all_classes():
+    from types import SimpleNamespace
+    from app.recipes import FastRecipe
+    config = SimpleNamespace(train=None, resnet=SimpleNamespace(label_smoothing=0.2))
+    logits = tf.math.log([[0.82, *[0.02] * 9]])  # exactly the smoothed target
+    loss = FastRecipe(config).per_example_loss(tf.constant([0]), logits)
+    entropy = -(0.82 * np.log(0.82) + 9 * 0.02 * np.log(0.02))
+    assert float(loss[0]) == pytest.approx(entropy, rel=1e-5)
