@@ -25,6 +25,8 @@ import sys
 import threading
 
 GRACE_FOR_LAST_LINES_SECS = 2.0
+# Signals the command gets from supervisord's group signal; the wrapper outlives them.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 def copy_lines(source, destination, prefix: bytes) -> None:
@@ -43,7 +45,7 @@ def main(argv: list[str]) -> int:
     prefix = f"{name} | ".encode()
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     # Ignored only now, after the spawn: the command must keep the default handlers.
-    for stop_signal in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    for stop_signal in STOP_SIGNALS:
         signal.signal(stop_signal, signal.SIG_IGN)
     copiers = [threading.Thread(target=copy_lines, daemon=True,
                                 args=(child.stdout, sys.stdout.buffer, prefix)),
@@ -57,9 +59,10 @@ def main(argv: list[str]) -> int:
     for copier in copiers:
         copier.join(timeout=GRACE_FOR_LAST_LINES_SECS)
     if status < 0:  # killed by a signal: die of the same one, so supervisord reports it as such
-        signal.signal(-status, signal.SIG_DFL)
+        for stop_signal in STOP_SIGNALS:
+            signal.signal(stop_signal, signal.SIG_DFL)
         os.kill(os.getpid(), -status)
-        return 128 - status
+        return 128 - status  # for a signal whose default is not to terminate
     return status
 
 

@@ -8,9 +8,12 @@ tests/browser); the stop-and-resume tests interrupt a stack of their own mid-tra
 """
 from __future__ import annotations
 
+import os
 import re
+import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -124,38 +127,64 @@ def test_bad_config_exits_2_and_starts_nothing(tmp_path, config_text, env, messa
     assert not stack.train_dir.exists() and not stack.data_dir.exists(), "folders were made"
 
 
-# -- stopping mid-training, and starting again ------------------------------------------------
+# -- a crash, a stop mid-training, and starting again -----------------------------------------
+
+def logged_steps(log: str) -> list[int]:
+    return [int(step) for step in LOGGED_STEP.findall(log)]
+
+
+def kill_the_trainer(stack: NativeStack) -> None:
+    """SIGKILL to the trainer itself, as the kernel's OOM killer would do it. supervisord knows
+    the pid of prefix_output.py, whose one child the trainer is."""
+    wrapper = int(stack.supervisorctl("pid", "train").stdout)
+    children = Path(f"/proc/{wrapper}/task/{wrapper}/children").read_text().split()
+    assert len(children) == 1, children
+    os.kill(int(children[0]), signal.SIGKILL)
+
 
 @pytest.fixture(scope="module")
 def interrupted_stack(tmp_path_factory):
-    """A stack stopped by SIGTERM to supervisord in the middle of a long training run, between
-    two periodic checkpoints. Holds what was seen on the way in stack.observed."""
+    """A long training run that has its trainer killed once (supervisord restarts it), and is
+    then stopped by SIGTERM to supervisord between two periodic checkpoints. What was seen on
+    the way is in stack.observed."""
     stack = NativeStack(tmp_path_factory.mktemp("interrupted_stack"),
                         extra_env={"CIFAR10_TRAIN_MAX_STEPS": "1000000"})
+    observed = stack.observed = {}
     stack.start()
     try:
         wait_for(stack.tensorboard_answers, 120, "TensorBoard to answer HTTP")
         wait_for(lambda: (stack.checkpoint_step() or 0) >= 50, 120, "a first checkpoint")
 
-        def logged_steps():
-            return [int(step) for step in LOGGED_STEP.findall(stack.log())]
+        kill_the_trainer(stack)
+        resumed = wait_for(lambda: re.search(r"^train \| resumed from model\.ckpt-(\d+)$",
+                                             stack.log(), re.M), 120, "train to be restarted")
+        observed["resumed_after_crash_from"] = int(resumed.group(1))
+
+        def steps_since_crash():
+            return logged_steps(stack.log()[resumed.end():])
 
         past_checkpoint = stack.checkpoint_step() + 20
-        wait_for(lambda: max(logged_steps(), default=0) >= past_checkpoint, 60, f"step {past_checkpoint}")
-        health = stack.run(sys.executable, "-m", "app", "health")
-        states = stack.program_states()
+        wait_for(lambda: max(steps_since_crash(), default=0) >= past_checkpoint, 60,
+                 f"step {past_checkpoint}")
+        observed["states"] = stack.program_states()
+        observed["health"] = stack.run(sys.executable, "-m", "app", "health")
         stack.supervisorctl("stop", "eval")
-        health_without_eval = stack.run(sys.executable, "-m", "app", "health")
+        observed["health_without_eval"] = stack.run(sys.executable, "-m", "app", "health")
         stack.supervisorctl("start", "eval")
-        last_logged_step = max(logged_steps(), default=0)
-        stopping = stack.stop()
-        stack.observed = dict(health=health, states=states,
-                              health_without_eval=health_without_eval,
-                              last_logged_step=last_logged_step,
-                              checkpoint_after_stop=stack.checkpoint_step(), **stopping)
+
+        observed["last_logged_step"] = max(steps_since_crash())
+        observed.update(stack.stop())
+        observed["checkpoint_after_stop"] = stack.checkpoint_step()
         yield stack
     finally:
         stack.stop()
+
+
+def test_a_crashed_trainer_is_restarted_and_resumes(interrupted_stack):
+    log = interrupted_stack.log()
+    assert "exited: train (terminated by SIGKILL; not expected)" in log
+    assert log.count("spawned: 'train'") == 2
+    assert interrupted_stack.observed["resumed_after_crash_from"] >= 50
 
 
 def test_health_is_ok_while_training(interrupted_stack):
@@ -195,7 +224,36 @@ def test_restart_resumes_from_that_checkpoint(interrupted_stack):
              120, f"train to resume from model.ckpt-{step}")
 
     def steps_since_restart():
-        return [int(n) for n in LOGGED_STEP.findall(interrupted_stack.log(since_start=True))]
+        return logged_steps(interrupted_stack.log(since_start=True))
 
     wait_for(steps_since_restart, 60, "training to go on")
     assert min(steps_since_restart()) > step
+
+
+# -- a run that diverges ----------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def diverged_stack(tmp_path_factory):
+    """A stack whose learning rate makes the loss NaN at once: train exits 3."""
+    stack = NativeStack(tmp_path_factory.mktemp("diverged_stack"),
+                        extra_env={"CIFAR10_TRAIN_INITIAL_LEARNING_RATE": "1.0e+12"})
+    stack.start()
+    try:
+        wait_for(lambda: "exited: train" in stack.log(), 120, "train to exit")
+        wait_for(stack.tensorboard_answers, 120, "TensorBoard to answer HTTP")
+        yield stack
+    finally:
+        stack.stop()
+
+
+def test_a_diverged_run_is_not_restarted(diverged_stack):
+    log = diverged_stack.log()
+    assert "exited: train (exit status 3; expected)" in log
+    assert log.count("spawned: 'train'") == 1
+    assert diverged_stack.program_states()["tensorboard"] == "RUNNING"
+
+
+def test_health_names_a_diverged_run(diverged_stack):
+    health = diverged_stack.run(sys.executable, "-m", "app", "health")
+    assert health.returncode == 1
+    assert "unhealthy: train: EXITED with status 3" in health.stdout.splitlines()
