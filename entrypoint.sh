@@ -37,7 +37,9 @@ fi
 PYTHONPATH=$APPLIANCE_HOME${PYTHONPATH:+:$PYTHONPATH}
 export APPLIANCE_HOME PYTHON APPLIANCE_SUPERVISOR_SOCKET PYTHONPATH
 
-# The command prefix that runs a program as the owner of train_dir; empty unless we are root.
+# Set by prepare when we are root: the owner of train_dir ("uid:gid") and the command prefix
+# that runs a program as that owner. Both stay empty when there is no one to drop to.
+owner=""
 run_as_owner=()
 
 # Validates the config, creates train_dir and data_dir, and when root, decides whom to run as.
@@ -61,12 +63,13 @@ print(paths["train_dir"]); print(paths["data_dir"])')
     if [[ $uid == 0 ]]; then
         return  # a root-owned train_dir and no PUID: root is the owner we match
     fi
+    owner=$uid:$gid
     run_as_owner=(setpriv --reuid="$uid" --regid="$gid" --clear-groups --)
     # A folder the owner may not write is handed over only while it holds nothing (one made just
     # now, or the image's empty /cifar10_data); one with files in it stays as its owner has it.
     for dir in "$train_dir" "$data_dir"; do
         if ! "${run_as_owner[@]}" test -w "$dir" && [[ -z $(ls -A "$dir") ]]; then
-            chown "$uid:$gid" "$dir"
+            chown "$owner" "$dir"
         fi
     done
     export HOME
@@ -75,9 +78,25 @@ print(paths["train_dir"]); print(paths["data_dir"])')
     "${run_as_owner[@]}" "$PYTHON" -m app check-config > /dev/null
 }
 
+# supervisord, run as the owner, reopens /dev/stdout and /dev/stderr for the programs' output.
+# The pipes a container engine gives its first process belong to root, so that open would fail
+# (EACCES) and every program with it: hand them to the owner. Pipes and sockets exist for this
+# process alone; a terminal (`docker run -t`) only when we are the container's first process,
+# never the terminal of a user who started us natively.
+hand_output_to_owner() {
+    local fd
+    [[ -n "$owner" ]] || return 0
+    for fd in 1 2; do
+        if [[ -p /dev/fd/$fd || -S /dev/fd/$fd ]] || { [[ -t $fd ]] && (($$ == 1)); }; then
+            chown "$owner" "/dev/fd/$fd"
+        fi
+    done
+}
+
 case "${1:-}" in
     "")
         prepare
+        hand_output_to_owner
         # Prefixed like the supervised programs' lines, so that every line says whose it is.
         "${run_as_owner[@]}" "$PYTHON" "$APPLIANCE_HOME/docker/prefix_output.py" data \
             "$PYTHON" -m app data
