@@ -172,17 +172,27 @@ def _read_yaml_file(path: Path) -> dict[str, dict[str, _Setting]]:
         raise ConfigError(f"{path}: line {document.start_mark.line + 1}: expected a mapping of "
                           f"sections ({', '.join(SECTIONS)})")
     raw: dict[str, dict[str, _Setting]] = {}
+    section_origins: dict[str, str] = {}
     for section_node, keys_node in document.value:
         section = _scalar_key(path, section_node)
         origin = f"{path}: line {section_node.start_mark.line + 1}"
         _check_section(section, origin)
+        # YAML would quietly keep only the last of two same keys: the other edit would be lost.
+        if section in section_origins:
+            raise ConfigError(f"{origin}: section '{section}' appears twice (first at "
+                              f"{section_origins[section]}); put its keys under one '{section}:'")
+        section_origins[section] = f"line {section_node.start_mark.line + 1}"
         if not isinstance(keys_node, yaml.MappingNode):
             raise ConfigError(f"{origin}: section '{section}' must be a mapping of keys")
+        settings = raw.setdefault(section, {})
         for key_node, value_node in keys_node.value:
             key = _scalar_key(path, key_node)
+            key_origin = f"{path}: line {key_node.start_mark.line + 1}"
+            if key in settings:
+                raise ConfigError(f"{key_origin}: '{section}.{key}' is set twice (first at "
+                                  f"{settings[key].origin.rsplit(': ', 1)[-1]}); keep one")
             value = yaml.SafeLoader(text).construct_object(value_node, deep=True)
-            raw.setdefault(section, {})[key] = _Setting(
-                value, f"{path}: line {key_node.start_mark.line + 1}")
+            settings[key] = _Setting(value, key_origin)
     return raw
 
 
