@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 from pathlib import Path
 from typing import Any, Mapping
@@ -287,9 +288,14 @@ def _checked(section: str, field: dataclasses.Field, setting: _Setting) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             fail("a number")
         value = float(value)
+        # .nan and .inf are YAML floats, and NaN passes every comparison below.
+        if not math.isfinite(value):
+            fail("a finite number")
     elif base_type is str:
         if not isinstance(value, str) or not value.strip():
             fail("a non-empty text")
+        if "\0" in value:  # no path or URL can hold one; a path would be cut short at it
+            fail("a text without NUL characters")
 
     rules = field.metadata
     if rules["choices"] and value not in rules["choices"]:
