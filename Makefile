@@ -9,7 +9,7 @@ TF_PACKAGE ?= tensorflow-cpu
 # Where `make run` keeps its checkpoints, logs and data (the container uses volumes instead).
 RUN_DIR ?= $(CURDIR)
 
-.PHONY: install run test test-fast clean-venv
+.PHONY: install run test test-fast screenshot
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -32,3 +32,7 @@ test: install
 # Without the container and browser tests, for a quick loop while editing.
 test-fast: install
 	$(VENV_PYTHON) -m pytest -m "not container and not browser"
+
+# Renews docs/tensorboard-scalars.png (the README's picture) from a real run, through the browser test.
+screenshot: install
+	TENSORBOARD_SCREENSHOT=docs/tensorboard-scalars.png $(VENV_PYTHON) -m pytest tests/browser

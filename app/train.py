@@ -160,7 +160,9 @@ class Trainer:
         trace_graph = True
         while step < train.max_steps and not self.stop_requested:
             images, labels = next(batches)
-            write_summaries = step % train.summary_every_steps == 0
+            # The last step too, so that every curve reaches the end of the run.
+            write_summaries = (step % train.summary_every_steps == 0
+                               or step + 1 == train.max_steps)
             if trace_graph:  # once per process: later traces of the same graph export empty
                 tf.summary.trace_on(graph=True)
             try:

@@ -117,7 +117,7 @@ def test_training_events_hold_every_tutorial_summary(trained):
     for loss in ("cross_entropy", "local3/weight_loss", "local4/weight_loss", "total_loss"):
         expected[loss] = expected[f"{loss} (raw)"] = "scalars"
     assert {tag: tags.get(tag) for tag in expected} == expected
-    assert scalar_steps(root / "train", "total_loss") == [0, 50, 100, 150, 200, 250]
+    assert scalar_steps(root / "train", "total_loss") == [0, 50, 100, 150, 200, 250, 299]
 
 
 def test_eval_events_sit_at_the_checkpoints_global_step(trained):
