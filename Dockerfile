@@ -44,11 +44,14 @@ RUN --mount=type=secret,id=ca_bundle \
         util-linux \
     && rm -rf /var/lib/apt/lists/*
 
-# The uid a process runs as when nothing else decides (the entrypoint prefers the owner of the
-# mounted train_dir, or PUID/PGID). 1000 is the first user on most Linux desktops.
+# The programs run as the owner of train_dir (or PUID/PGID). A fresh volume copies its owner
+# and mode from the folder here: an unmounted train_dir belongs to `cifar` (uid 1000, the first
+# user on most Linux desktops), and data_dir, shared by whichever uid runs, is writable by all,
+# sticky like /tmp.
 RUN useradd --uid 1000 --user-group --create-home --shell /bin/bash cifar \
     && mkdir -p /cifar10_train /cifar10_data \
-    && chown cifar:cifar /cifar10_train /cifar10_data
+    && chown cifar:cifar /cifar10_train \
+    && chmod 1777 /cifar10_data
 
 ENV VIRTUAL_ENV=/opt/venv \
     PATH=/opt/venv/bin:$PATH \

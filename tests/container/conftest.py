@@ -98,20 +98,21 @@ def base_image(podman, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def image_build(podman, base_image):
-    """Builds the Dockerfile (CPU flavor) once; returns its build log and how long it took."""
+    """Builds the Dockerfile (CPU flavor) once; returns its log, how long it took, and the
+    options it was built with (all but the tag)."""
     options = ["--format", "docker",  # OCI images have no HEALTHCHECK
-               "--pull", "never",
+               "--pull=never",
                "--build-arg", f"BASE_IMAGE={base_image}",
-               "--build-arg", "TF_PACKAGE=tensorflow-cpu",
-               "--tag", IMAGE]
+               "--build-arg", "TF_PACKAGE=tensorflow-cpu"]
     if ca_bundle := host_ca_bundle():
         options += ["--secret", f"id=ca_bundle,src={ca_bundle}"]
     started = time.monotonic()
-    status, log = podman.stream("build", *options, REPO, timeout=BUILD_TIMEOUT_SECS)
+    status, log = podman.stream("build", *options, "--tag", IMAGE, REPO,
+                                timeout=BUILD_TIMEOUT_SECS)
     seconds = time.monotonic() - started
     if status != 0:
         pytest.fail(f"podman build exited {status}; the end of its log:\n{log[-6000:]}")
-    yield {"log": log, "seconds": seconds, "build_options": options}
+    yield {"log": log, "seconds": seconds, "options": options}
     podman("rmi", "--force", IMAGE, check=False)
     podman("image", "prune", "--force", check=False)  # intermediate layers of rebuilds
 

@@ -55,9 +55,10 @@ unqualified-search-registries = []
 """
 
 # Host paths podman or its helpers create outside the folder. Removed afterwards only if the tests
-# created them; the two generic ones (ip netns, runc) only if also left empty.
+# created them; runc's state folder, which other runc users share, only if also left empty.
+# (/run/netns stays: it is a mount point that `ip netns` shares with everyone.)
 PODMAN_HOST_PATHS = ["/run/containers", "/var/lib/containers", "/dev/shm/libpod_lock"]
-GENERIC_HOST_DIRS = ["/run/netns", "/run/runc"]
+GENERIC_HOST_DIRS = ["/run/runc"]
 
 
 class PodmanError(RuntimeError):
@@ -204,7 +205,7 @@ class TrackedContainers:
         """`podman run --detach` the image with env vars, host port -> container port
         publications and host path -> container path mounts (":ro" may end a container path)."""
         name = f"cifar10-test-{uuid.uuid4().hex[:10]}"
-        options = ["--name", name, "--pull", "never"]
+        options = ["--name", name, "--pull=never"]
         for key, value in (env or {}).items():
             options += ["--env", f"{key}={value}"]
         for host_port, container_port in (ports or {}).items():

@@ -46,6 +46,11 @@ def answers_http(port: int) -> bool:
         return False
 
 
+def is_beyond_help(container: Container) -> bool:
+    """Exited, or supervisord gave up on a program (FATAL): no use waiting any longer."""
+    return not container.is_running() or "entered FATAL state" in container.logs()
+
+
 def eval_results(train_dir: Path) -> list[dict]:
     results = train_dir / "eval" / "results.jsonl"
     if not results.is_file():
@@ -89,16 +94,17 @@ class Appliance:
     port: int
     train_dir: Path
     milestones: Milestones
-
-    def wait_for(self, event: threading.Event, what: str, timeout: float) -> None:
-        remaining = timeout - (time.monotonic() - self.container.started_at)
-        if not event.wait(max(remaining, 0)):
-            pytest.fail(f"{what}: not within {timeout} s of the start\n{self.logs_tail()}")
+    gave_up: str = ""  # the first wait that failed: later tests fail at once, not after their timeouts
 
     def wait_until(self, condition, what: str, timeout: float) -> None:
+        """Waits, counting from the container's start, until condition() is true."""
+        if self.gave_up:
+            pytest.fail(f"not waiting for {what}: an earlier wait failed ({self.gave_up})")
         while not condition():
-            if time.monotonic() - self.container.started_at > timeout:
-                pytest.fail(f"{what}: not within {timeout} s of the start\n{self.logs_tail()}")
+            elapsed = time.monotonic() - self.container.started_at
+            if elapsed > timeout or is_beyond_help(self.container):
+                self.gave_up = f"{what}, not within {elapsed:.0f} s of the start"
+                pytest.fail(f"{self.gave_up}\n{self.logs_tail()}")
             time.sleep(1)
 
     def finished(self) -> bool:
@@ -125,8 +131,8 @@ def appliance(podman, image, tmp_path_factory):
 
 
 def test_tensorboard_answers_on_the_published_port(appliance):
-    appliance.wait_for(appliance.milestones.tensorboard_answered, "TensorBoard answering",
-                       TENSORBOARD_WITHIN_SECS)
+    appliance.wait_until(appliance.milestones.tensorboard_answered.is_set,
+                         "TensorBoard answering", TENSORBOARD_WITHIN_SECS)
     record("container start -> TensorBoard answers",
            f"{appliance.milestones.seconds['tensorboard']:.1f} s")
 
@@ -137,8 +143,8 @@ def test_becomes_healthy(appliance):
 
 
 def test_evaluates_the_first_checkpoint(appliance):
-    appliance.wait_for(appliance.milestones.first_eval_written, "a line in eval/results.jsonl",
-                       FIRST_EVAL_WITHIN_SECS)
+    appliance.wait_until(appliance.milestones.first_eval_written.is_set,
+                         "a line in eval/results.jsonl", FIRST_EVAL_WITHIN_SECS)
     record("container start -> first eval result",
            f"{appliance.milestones.seconds['first eval']:.1f} s")
     first = eval_results(appliance.train_dir)[0]

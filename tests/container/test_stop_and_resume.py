@@ -10,7 +10,7 @@ import pytest
 
 from .conftest import owned_train_dir
 from .podman import TrackedContainers
-from .test_appliance import SMALL_RUN
+from .test_appliance import SMALL_RUN, is_beyond_help
 
 pytestmark = pytest.mark.container
 
@@ -36,7 +36,7 @@ def wait_for_line(container, pattern: str, timeout: float) -> re.Match:
         logs = container.logs()
         if match := re.search(pattern, logs, flags=re.M):
             return match
-        if not container.is_running():
+        if is_beyond_help(container):
             break
         time.sleep(1)
     pytest.fail(f"no line matching {pattern!r} within {timeout} s; the end of the logs:\n"

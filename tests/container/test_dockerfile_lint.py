@@ -1,0 +1,37 @@
+"""The Dockerfile and compose file, read without a container engine (fast; no `container` mark)."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def hadolint() -> str:
+    beside_python = Path(sys.executable).with_name("hadolint")  # a venv's, without activating it
+    found = str(beside_python) if beside_python.is_file() else shutil.which("hadolint")
+    if not found:
+        pytest.skip("hadolint is missing: pip install -r requirements-dev.txt")
+    return found
+
+
+def test_hadolint_finds_nothing():
+    result = subprocess.run([hadolint(), "--no-color", "Dockerfile"], cwd=REPO,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_compose_builds_this_checkout_and_reserves_the_gpu():
+    compose_file = REPO / "docker" / "compose.yaml"
+    service, = yaml.safe_load(compose_file.read_text())["services"].values()
+    context = (compose_file.parent / service["build"]["context"]).resolve()
+    assert (context / service["build"].get("dockerfile", "Dockerfile")) == REPO / "Dockerfile"
+    assert "${TENSORBOARD_PORT:-6006}:6006" in service["ports"]
+    assert "../cifar10_train:/cifar10_train" in service["volumes"]
+    devices = service["deploy"]["resources"]["reservations"]["devices"]
+    assert {"driver": "nvidia", "count": "all", "capabilities": ["gpu"]} in devices
