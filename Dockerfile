@@ -17,8 +17,6 @@
 ARG BASE_IMAGE=debian:bookworm-slim
 FROM ${BASE_IMAGE}
 
-# The TensorFlow flavor. Its version is pinned in constraints.txt, which requirements.txt applies.
-ARG TF_PACKAGE=tensorflow[and-cuda]
 ARG BASE_IMAGE
 
 LABEL org.opencontainers.image.title="cifar10-appliance" \
@@ -45,13 +43,12 @@ RUN --mount=type=secret,id=ca_bundle \
     && rm -rf /var/lib/apt/lists/*
 
 # The programs run as the owner of train_dir (or PUID/PGID). A fresh volume copies its owner
-# and mode from the folder here: an unmounted train_dir belongs to `cifar` (uid 1000, the first
-# user on most Linux desktops), and data_dir, shared by whichever uid runs, is writable by all,
-# sticky like /tmp.
+# from the folder here, so with nothing mounted they run as `cifar` (uid 1000, the first user on
+# most Linux desktops); the entrypoint hands an empty volume that another uid cannot write to
+# that uid.
 RUN useradd --uid 1000 --user-group --create-home --shell /bin/bash cifar \
     && mkdir -p /cifar10_train /cifar10_data \
-    && chown cifar:cifar /cifar10_train \
-    && chmod 1777 /cifar10_data
+    && chown cifar:cifar /cifar10_train /cifar10_data
 
 ENV VIRTUAL_ENV=/opt/venv \
     PATH=/opt/venv/bin:$PATH \
@@ -60,6 +57,8 @@ ENV VIRTUAL_ENV=/opt/venv \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility
 
+# The TensorFlow flavor, declared only here so that both flavors share the layers above.
+ARG TF_PACKAGE=tensorflow[and-cuda]
 # requirements.txt pins the runtime and, through constraints.txt, TensorFlow's version for either
 # flavor. They stay in the image as the record of what it was built from.
 COPY requirements.txt constraints.txt /opt/cifar10/
@@ -82,7 +81,8 @@ VOLUME ["/cifar10_train", "/cifar10_data"]
 EXPOSE 6006
 
 # Healthy while the programs supervisord runs are up and TensorBoard answers; app/health.py knows.
-HEALTHCHECK --interval=30s --timeout=15s --start-period=120s --retries=3 \
+# The start period covers the first start's CIFAR-10 download (170 MB) before supervisord runs.
+HEALTHCHECK --interval=30s --timeout=15s --start-period=300s --retries=3 \
     CMD ["/app/entrypoint.sh", "health"]
 
 # The entrypoint starts as root to fit the volumes' owner, then drops to that uid.
