@@ -164,8 +164,11 @@ def _read_yaml_file(path: Path) -> dict[str, dict[str, _Setting]]:
         document = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
-        problem = getattr(error, "problem", None) or str(error)
+        if mark:
+            where = f"line {mark.line + 1}, column {mark.column + 1}"
+        else:  # a character YAML refuses (a control character) has a position, not a mark
+            where = f"line {text.count(chr(10), 0, getattr(error, 'position', 0)) + 1}"
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
         raise ConfigError(f"{path}: {where}: invalid YAML: {problem}") from None
     if document is None:
         raise ConfigError(f"{path}: the file is empty; expected sections such as 'train:'")
