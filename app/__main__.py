@@ -3,6 +3,7 @@
     train         train, checkpoint and summarize until train.max_steps (resumes by itself)
     eval          evaluate each new checkpoint every eval.interval_secs (--once: the newest, then exit)
     tensorboard   serve train_dir on tensorboard.port
+    report        print the eval history as a table and plot it (--plot FILE, default in eval/)
     data          download and verify CIFAR-10, or generate the synthetic set, then exit
     check-config  print the resolved configuration, or say what is wrong with it
     health        exit 0 when the supervised programs and TensorBoard are as they should be
@@ -38,6 +39,8 @@ def _parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("eval", parents=[common], help="evaluate new checkpoints")
     evaluate.add_argument("--once", action="store_true", help="evaluate the newest and exit")
     commands.add_parser("tensorboard", parents=[common], help="serve train_dir")
+    report = commands.add_parser("report", parents=[common], help="table and plot of the evals")
+    report.add_argument("--plot", metavar="FILE", help="where to write the PNG plot")
     commands.add_parser("data", parents=[common], help="fetch or generate the data set")
     commands.add_parser("check-config", parents=[common], help="print the resolved config")
     commands.add_parser("health", parents=[common], help="check the running appliance")
@@ -79,6 +82,9 @@ def _run(arguments, config) -> int:
         return evaluate.main(config, once=arguments.once)
     if arguments.command == "tensorboard":
         return _exec_tensorboard(config)
+    if arguments.command == "report":
+        from app import report
+        return report.main(config, plot_path=arguments.plot)
     if arguments.command == "health":
         from app import health
         return health.main(config)

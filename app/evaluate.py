@@ -2,10 +2,18 @@
 
 Every `eval.interval_secs` it looks at train_dir's `checkpoint` state file and evaluates each
 checkpoint it has not evaluated yet, oldest first: it restores the moving-average weights (or the
-raw ones), runs exactly `eval.num_examples` test images once each, and records precision @ 1 and
-the mean cross entropy at the checkpoint's global step, in TensorBoard (train_dir/eval) and as one
-JSON line in train_dir/eval/results.jsonl. Those lines are also its memory: after a restart it goes
-on from the last one. Once it has evaluated the checkpoint at train.max_steps it exits 0.
+raw ones), runs exactly `eval.num_examples` test images once each, as the recipe has them seen
+(app/recipes.py: centrally cropped to the size it trains on; the fast recipe also averages in each
+image's mirror image), and records precision @ 1 and the mean cross entropy at the checkpoint's
+global step, in TensorBoard (train_dir/eval) and as one JSON line in train_dir/eval/results.jsonl.
+Those lines are also its memory: after a restart it goes on from the last one. Once it has
+evaluated the checkpoint at train.max_steps it exits 0.
+
+Each evaluation also shows where the errors are: a confusion matrix, precision and recall per class,
+and a PR curve per class, all from the same pass over the test images. Every
+`eval.projector_every_evals`-th evaluation (and always the one at train.max_steps) it places a
+fixed sample of test images in the Projector (app/projector.py), and whenever an evaluation is the
+best so far it exports that model as a SavedModel (app/export.py).
 
 The trainer rotates old checkpoints away while eval may be reading one; such a checkpoint is
 skipped, and eval moves on to the newest.
@@ -13,16 +21,15 @@ skipped, and eval moves on to the newest.
 from __future__ import annotations
 
 import datetime
-import json
 import time
 from pathlib import Path
 
+import numpy as np
 import tensorflow as tf
 
-from app import data, devices, model as models, summaries
+from app import confusion, data, devices, export, model as models, projector, recipes, summaries
 from app.averages import MovingAverages
-
-RESULTS_FILE = "results.jsonl"
+from app.results import append_result, read_results
 
 
 class Evaluator:
@@ -33,30 +40,62 @@ class Evaluator:
         evaluation = config.eval
         devices.configure(threads=evaluation.threads,
                           gpu_memory_limit_mb=evaluation.gpu_memory_limit_mb)
+        recipe = recipes.for_config(config)
+        self.model = recipe.build_model()
+        self.input_size = recipe.input_size
+        self.classifier = export.Classifier(models.logits_model(self.model), recipe.input_size,
+                                            recipe.test_time_flips)
+
         batches = data.prepare(config.data, config.paths.data_dir)
         images, labels = data.load_split(batches, "test")
         self.dataset = data.eval_dataset(images, labels, evaluation.num_examples,
-                                         evaluation.batch_size)
+                                         evaluation.batch_size, size=self.input_size)
         self.num_examples = evaluation.num_examples
-
-        self.model = models.build(config.train.model)
-        self.logits = models.logits_model(self.model)
+        # The Projector's sample: the first images of the test set, the same ones every time.
+        self.projector_images = images[:evaluation.projector_examples]
+        self.projector_labels = labels[:evaluation.projector_examples]
         self.averages = MovingAverages(self.model.trainable_variables, decay=0.0)
         self.step = tf.Variable(0, dtype=tf.int64)
         self.checkpoint = tf.train.Checkpoint(step=self.step, model=self.model,
                                               averages=self.averages)
         self.eval_dir.mkdir(parents=True, exist_ok=True)
         self.writer = tf.summary.create_file_writer(str(self.eval_dir))
-        self.evaluated_steps = {result["step"] for result in read_results(self.eval_dir)}
+        earlier_results = read_results(self.eval_dir)
+        self.evaluated_steps = {result["step"] for result in earlier_results}
+        self.evaluations_done = len(earlier_results)
         self.skipped = 0
+        if evaluation.export_best:
+            export.recover(self.train_dir)
 
     @tf.function
-    def _batch_counts(self, images, labels):
-        logits = self.logits(images, training=False)
-        correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, 1, output_type=tf.int32),
-                                                 labels), tf.int64))
+    def _classify_batch(self, images, labels):
+        logits = tf.cast(self.classifier.logits(images), tf.float32)
         loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
-        return correct, loss
+        return tf.argmax(logits, 1, output_type=tf.int32), tf.nn.softmax(logits), loss
+
+    @tf.function(input_signature=[tf.TensorSpec([None, data.IMAGE_SIZE, data.IMAGE_SIZE,
+                                                 data.CHANNELS], tf.uint8)])
+    def _embed_batch(self, images):
+        standardized = data.eval_images(images, self.input_size)
+        embeddings = self.model(standardized, training=False)[projector.EMBEDDING_LAYER]
+        # Predicted as eval counts (with the fast recipe's mirror images), so that the
+        # projector's `correct` column agrees with precision @ 1.
+        predictions = tf.argmax(self.classifier.logits(standardized), 1, output_type=tf.int32)
+        return embeddings, predictions
+
+    def _classify_test_images(self):
+        """One pass over the eval set: the labels, predicted class ids and softmax probabilities
+        (one row per image), and the summed cross entropy."""
+        labels, predictions, probabilities, loss_sum = [], [], [], 0.0
+        for images, batch_labels in self.dataset:
+            batch_predictions, batch_probabilities, batch_loss = self._classify_batch(
+                images, batch_labels)
+            labels.append(batch_labels.numpy())
+            predictions.append(batch_predictions.numpy())
+            probabilities.append(batch_probabilities.numpy())
+            loss_sum += float(batch_loss)
+        return (np.concatenate(labels), np.concatenate(predictions),
+                np.concatenate(probabilities), loss_sum)
 
     def evaluate(self, checkpoint_path: str) -> dict:
         """Restores one checkpoint and measures it. Raises a tf.errors.OpError (NotFoundError, or
@@ -65,12 +104,9 @@ class Evaluator:
         self.checkpoint.read(checkpoint_path).expect_partial()
         if self.config.eval.use_moving_averages:
             self.averages.copy_to_variables()
-        correct, loss_sum = 0, 0.0
-        for images, labels in self.dataset:
-            batch_correct, batch_loss = self._batch_counts(images, labels)
-            correct += int(batch_correct)
-            loss_sum += float(batch_loss)
+        labels, predictions, probabilities, loss_sum = self._classify_test_images()
         step = int(self.step.numpy())
+        correct = int(np.sum(predictions == labels))
         result = {
             "step": step,
             "precision_at_1": correct / self.num_examples,
@@ -81,15 +117,56 @@ class Evaluator:
             "evaluated_at": datetime.datetime.now(datetime.timezone.utc).isoformat(
                 timespec="seconds"),
         }
+        matrix = confusion.count(labels, predictions, data.NUM_CLASSES)
         with self.writer.as_default():
             summaries.write_evaluation(step, result["precision_at_1"], result["loss"])
+            summaries.write_class_breakdown(
+                step, data.CLASS_NAMES, confusion.precision_by_class(matrix),
+                confusion.recall_by_class(matrix), confusion.draw(matrix, data.CLASS_NAMES))
+            summaries.write_pr_curves(step, data.CLASS_NAMES, labels, probabilities)
         self.writer.flush()
-        with open(self.eval_dir / RESULTS_FILE, "a", encoding="utf-8") as results:
-            results.write(json.dumps(result) + "\n")
+        if self._projector_due(step):
+            self._write_projector(step)
+        # Exported before the result is recorded: should eval die in between, it evaluates this
+        # checkpoint again after a restart and finds the export already there.
+        if self.config.eval.export_best:
+            self._export_if_best(result)
+        append_result(self.eval_dir, result)
         self.evaluated_steps.add(step)
+        self.evaluations_done += 1
         print(f"precision @ 1 = {result['precision_at_1']:.3f} (step {step}; "
               f"loss {result['loss']:.3f}; {self.num_examples} examples)", flush=True)
         return result
+
+    def _projector_due(self, step: int) -> bool:
+        if not len(self.projector_images):
+            return False
+        every = self.config.eval.projector_every_evals
+        return self.evaluations_done % every == 0 or step >= self.config.train.max_steps
+
+    def _write_projector(self, step: int) -> None:
+        batch_size = self.config.eval.batch_size
+        embedded = [self._embed_batch(self.projector_images[start:start + batch_size])
+                    for start in range(0, len(self.projector_images), batch_size)]
+        embeddings = np.concatenate([batch[0].numpy() for batch in embedded])
+        predictions = np.concatenate([batch[1].numpy() for batch in embedded])
+        try:
+            projector.write(self.eval_dir, step, self.projector_images, self.projector_labels,
+                            embeddings, predictions, data.CLASS_NAMES)
+        except (OSError, tf.errors.OpError) as error:  # the projector is a view; eval goes on
+            print(f"could not write the projector's files for step {step}: {error}", flush=True)
+
+    def _export_if_best(self, result: dict) -> None:
+        if not export.improves_on_export(result, self.train_dir):
+            return
+        try:
+            path = export.export(self.classifier, result, self.train_dir)
+        except (OSError, tf.errors.OpError) as error:
+            print(f"could not export step {result['step']}: {error}; the previous export stays",
+                  flush=True)
+            return
+        print(f"exported step {result['step']} (the best so far, precision @ 1 = "
+              f"{result['precision_at_1']:.3f}) to {path}", flush=True)
 
     def evaluate_pending(self) -> None:
         """Evaluates every checkpoint on disk not evaluated yet, oldest first."""
@@ -141,20 +218,6 @@ def _checkpoints_on_disk(train_dir: Path) -> list[str]:
 
 def _step_of(checkpoint_path: str) -> int:
     return int(checkpoint_path.rsplit("-", 1)[1])
-
-
-def read_results(eval_dir: Path) -> list[dict]:
-    """The evaluations recorded so far, oldest first."""
-    path = Path(eval_dir) / RESULTS_FILE
-    if not path.exists():
-        return []
-    results = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            results.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue  # a line cut short by a kill; the next evaluation writes a whole one
-    return results
 
 
 def main(config, once: bool = False) -> int:

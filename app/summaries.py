@@ -11,19 +11,30 @@ Training run (train_dir):
   replicas                            how many model replicas train in sync
   config                              the resolved configuration, as text
   the graph of the train step         traced once, at the first step
-Eval run (train_dir/eval):
-  precision @ 1, cross_entropy        at each checkpoint's global step
+Eval run (train_dir/eval), all at each checkpoint's global step:
+  precision @ 1, cross_entropy        over eval.num_examples test images
+  precision/<class>, recall/<class>   per class (see app/confusion.py for which is which)
+  confusion_matrix                    an image: true class by predicted class
+  pr_curves/<class>                   the precision-recall curve of "is it <class>?" (one against
+                                      the rest, thresholding the softmax probability)
+  the Projector's embeddings          files, not events: app/projector.py
+HParams (train_dir): written by app/hparams.py.
 
 Histograms of large tensors see a fixed-size, evenly strided sample: conv1's activations alone are
 4.7M values a batch, and bucketing all of them costs more than a whole training step.
 """
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
+from tensorboard.plugins.pr_curve import summary as pr_curve_summary
 
 HISTOGRAM_SAMPLE_SIZE = 16_384
 IMAGES_SHOWN = 10
 LOSS_AVERAGE_DECAY = 0.9
+# Thresholds on the probability at which a PR curve is sampled: smooth enough to read, and half
+# the bytes of TensorBoard's default 201 (each curve is stored anew at every evaluation).
+PR_CURVE_THRESHOLDS = 101
 
 
 def _sample(tensor: tf.Tensor) -> tf.Tensor:
@@ -94,3 +105,25 @@ def write_config(step: int, config_yaml: str) -> None:
 def write_evaluation(step: int, precision: float, loss: float) -> None:
     tf.summary.scalar("precision @ 1", precision, step=step)
     tf.summary.scalar("cross_entropy", loss, step=step)
+
+
+def write_class_breakdown(step: int, class_names, precision: np.ndarray, recall: np.ndarray,
+                          confusion_image: np.ndarray) -> None:
+    for name, class_precision, class_recall in zip(class_names, precision, recall):
+        tf.summary.scalar(f"precision/{name}", class_precision, step=step)
+        tf.summary.scalar(f"recall/{name}", class_recall, step=step)
+    tf.summary.image("confusion_matrix", confusion_image[None], step=step)
+
+
+def write_pr_curves(step: int, class_names, labels: np.ndarray,
+                    probabilities: np.ndarray) -> None:
+    """One curve per class: its images are the positives, the probability it gets the score."""
+    for class_id, name in enumerate(class_names):
+        summary = pr_curve_summary.pb(
+            name, labels=labels == class_id, predictions=probabilities[:, class_id],
+            num_thresholds=PR_CURVE_THRESHOLDS, display_name=name,
+            description=f"Is it a {name}? Precision against recall as the threshold on the "
+                        f"softmax probability of {name} falls from 1 to 0.")
+        # pb() names the tag "<name>/pr_curves"; one group of curves reads better in the tab.
+        summary.value[0].tag = f"pr_curves/{name}"
+        tf.summary.experimental.write_raw_pb(summary.SerializeToString(), step=step)

@@ -1,0 +1,62 @@
+"""The HParams tab: this run's hyperparameters beside its final metrics, one row per run.
+
+Point TensorBoard at a folder holding several train_dirs and the tab compares them side by side:
+which learning rate, which model, which weight decay, and what precision each reached.
+
+The trainer calls write_hparams once per start, under its writer (train_dir). The metrics are
+scalars TensorBoard already has; the plugin finds each under the session's run plus the metric's
+group, and shows its newest value:
+
+    precision @ 1 (eval)   train_dir/eval   "precision @ 1"
+    cross entropy (eval)   train_dir/eval   "cross_entropy"
+    total loss (train)     train_dir        "total_loss" (the 0.9 moving average)
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from tensorboard.plugins.hparams import api as hp
+
+# Keys of the train section that steer the bookkeeping, not what is learned.
+TRAIN_BOOKKEEPING = frozenset({"checkpoint_every_steps", "checkpoint_every_secs",
+                               "keep_checkpoints", "summary_every_steps", "log_every_steps",
+                               "threads"})
+
+METRICS = (
+    hp.Metric("precision @ 1", group="eval", display_name="precision @ 1 (eval)",
+              dataset_type=hp.Metric.VALIDATION),
+    hp.Metric("cross_entropy", group="eval", display_name="cross entropy (eval)",
+              dataset_type=hp.Metric.VALIDATION),
+    hp.Metric("total_loss", group="", display_name="total loss (train)",
+              dataset_type=hp.Metric.TRAINING),
+)
+
+
+def hyperparameters(config) -> dict:
+    """What decides what the run learns, named as in --set (train.batch_size): every train key
+    but the bookkeeping ones, so that a new one shows up without a change here; the model's own
+    section where it has one (resnet.width); the data it learns from, and how eval measures it.
+    Unset values (a null seed) are left out: the plugin takes no None."""
+    values = {f"train.{key}": value for key, value in dataclasses.asdict(config.train).items()
+              if key not in TRAIN_BOOKKEEPING}
+    model_recipe = getattr(config, config.train.model, None)  # a model's own section, if any
+    if dataclasses.is_dataclass(model_recipe):
+        values.update({f"{config.train.model}.{key}": value
+                       for key, value in dataclasses.asdict(model_recipe).items()})
+    values["data.source"] = config.data.source
+    if config.data.source == "synthetic":
+        values["data.synthetic_train_examples"] = config.data.synthetic_train_examples
+        values["data.synthetic_seed"] = config.data.synthetic_seed
+    values["eval.num_examples"] = config.eval.num_examples
+    values["eval.use_moving_averages"] = config.eval.use_moving_averages
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def write_hparams(config) -> None:
+    """Writes the experiment's layout and this run's values to the default summary writer.
+
+    Every run writes the same layout (the plugin takes the first it finds), listing no domains:
+    runs under one parent folder may each use values the others never saw."""
+    values = hyperparameters(config)
+    hp.hparams_config(hparams=[hp.HParam(name) for name in values], metrics=list(METRICS))
+    hp.hparams(values)

@@ -1,0 +1,55 @@
+"""What eval has measured, on disk: its history and the evaluation behind the export.
+
+    train_dir/eval/results.jsonl               one JSON line per evaluation, appended by eval
+    train_dir/export/best/evaluation.json      the result that made the export the best
+
+A result is {"step", "precision_at_1", "loss", "num_examples", "checkpoint", "weights",
+"evaluated_at"}. No TensorFlow here: `python -m app report` reads these in a moment.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+RESULTS_FILE = "results.jsonl"
+EXPORTED_EVALUATION = Path("export") / "best" / "evaluation.json"
+
+
+def read_results(eval_dir) -> list[dict]:
+    """The evaluations recorded so far, in the order they were made."""
+    path = Path(eval_dir) / RESULTS_FILE
+    if not path.exists():
+        return []
+    results = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            results.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a line cut short by a kill; the next evaluation writes a whole one
+    return results
+
+
+def append_result(eval_dir, result: dict) -> None:
+    with open(Path(eval_dir) / RESULTS_FILE, "a", encoding="utf-8") as results:
+        results.write(json.dumps(result) + "\n")
+
+
+def history(eval_dir) -> list[dict]:
+    """One result per step, in step order. Eval may go back to an older checkpoint after a
+    restart, and `eval --once` may measure a step again: its newest result counts."""
+    by_step = {result["step"]: result for result in read_results(eval_dir)}
+    return [by_step[step] for step in sorted(by_step)]
+
+
+def goodness(result: dict) -> tuple[float, float]:
+    """What "better" means for the export and the report: a higher precision @ 1, and at equal
+    precision a lower loss."""
+    return result["precision_at_1"], -result["loss"]
+
+
+def exported_evaluation(train_dir) -> dict | None:
+    """The evaluation behind the current export, or None when nothing is exported."""
+    try:
+        return json.loads((Path(train_dir) / EXPORTED_EVALUATION).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None

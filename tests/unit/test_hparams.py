@@ -1,0 +1,46 @@
+"""The HParams tab's data: which settings count as hyperparameters, and what the plugin reads."""
+import tensorflow as tf
+from tensorboard.backend.event_processing import event_accumulator
+from tensorboard.plugins.hparams import metadata
+
+from app import config as configuration, hparams
+
+
+def test_hyperparameters_are_what_decides_the_learning_named_as_in_set():
+    config = configuration.load(None, ["data.source=synthetic", "train.seed=7"], {})
+    values = hparams.hyperparameters(config)
+    assert values["train.initial_learning_rate"] == config.train.initial_learning_rate
+    assert values["train.batch_size"] == config.train.batch_size
+    assert values["train.seed"] == 7
+    assert values["data.source"] == "synthetic"
+    assert values["data.synthetic_train_examples"] == config.data.synthetic_train_examples
+    assert values["eval.use_moving_averages"] is True
+    for bookkeeping in hparams.TRAIN_BOOKKEEPING:
+        assert f"train.{bookkeeping}" not in values
+
+
+def test_an_unset_seed_is_left_out_and_the_real_data_has_no_synthetic_sizes():
+    values = hparams.hyperparameters(configuration.load(None, ["data.source=cifar10"], {}))
+    assert "train.seed" not in values
+    assert not any(name.startswith("data.synthetic") for name in values)
+
+
+def test_written_hparams_are_what_the_plugin_reads(tmp_path):
+    config = configuration.load(None, ["train.initial_learning_rate=0.05"], {})
+    with tf.summary.create_file_writer(str(tmp_path)).as_default():
+        hparams.write_hparams(config)
+    accumulator = event_accumulator.EventAccumulator(str(tmp_path))
+    accumulator.Reload()
+    contents = {tag: accumulator.SummaryMetadata(tag).plugin_data
+                for tag in accumulator.Tags()["tensors"]}
+    assert {data.plugin_name for data in contents.values()} == {metadata.PLUGIN_NAME}
+
+    experiment = metadata.parse_experiment_plugin_data(
+        contents[metadata.EXPERIMENT_TAG].content)
+    assert [(m.name.group, m.name.tag) for m in experiment.metric_infos] == [
+        ("eval", "precision @ 1"), ("eval", "cross_entropy"), ("", "total_loss")]
+    session = metadata.parse_session_start_info_plugin_data(
+        contents[metadata.SESSION_START_INFO_TAG].content)
+    assert session.hparams["train.initial_learning_rate"].number_value == 0.05
+    assert session.hparams["train.model"].string_value == "cnn"
+    assert sorted(h.name for h in experiment.hparam_infos) == sorted(session.hparams)
