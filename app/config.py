@@ -17,6 +17,7 @@ import dataclasses
 import difflib
 import math
 import os
+import urllib.parse
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -24,6 +25,11 @@ import yaml
 
 DEFAULTS_FILE = Path(__file__).resolve().parent.parent / "docker" / "config.yaml"
 CONFIG_FILE_VARIABLE = "CIFAR10_CONFIG"
+# What urllib can fetch the data set from (file: a copy on a mounted disk).
+URL_SCHEMES = ("http", "https", "ftp", "file")
+# The real test set: test_batch.bin holds 10,000 images. (The synthetic one holds what
+# data.synthetic_test_examples says.)
+CIFAR10_TEST_IMAGES = 10_000
 OVERRIDE_PREFIX = "CIFAR10_"
 
 
@@ -31,9 +37,10 @@ class ConfigError(ValueError):
     """A configuration the appliance refuses to start with. str() is the whole message."""
 
 
-def _field(minimum=None, choices=None, exclusive_minimum=None, maximum=None):
+def _field(minimum=None, choices=None, exclusive_minimum=None, maximum=None, url=False):
     return dataclasses.field(metadata=dict(
-        minimum=minimum, exclusive_minimum=exclusive_minimum, maximum=maximum, choices=choices))
+        minimum=minimum, exclusive_minimum=exclusive_minimum, maximum=maximum, choices=choices,
+        url=url))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,7 +52,7 @@ class PathsConfig:
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
     source: str = _field(choices=("cifar10", "synthetic"))
-    url: str = _field()
+    url: str = _field(url=True)
     md5: str = _field()
     download_attempts: int = _field(minimum=1)
     synthetic_train_examples: int = _field(minimum=5)
@@ -266,7 +273,22 @@ def _build(raw: dict[str, dict[str, _Setting]]) -> Config:
         if missing:  # only possible if the packaged defaults are broken
             raise ConfigError(f"{DEFAULTS_FILE}: missing keys {sorted(missing)} in '{section}'")
         sections[section] = section_type(**values)
-    return Config(**sections)
+    config = Config(**sections)
+    _check_together(config, raw)
+    return config
+
+
+def _check_together(config: Config, raw: dict[str, dict[str, _Setting]]) -> None:
+    """Rules between keys, reported where the key that breaks them was set: caught here, they
+    stop the appliance before it starts instead of one of its programs later."""
+    data = config.data
+    test_images = (data.synthetic_test_examples if data.source == "synthetic"
+                   else CIFAR10_TEST_IMAGES)
+    if config.eval.num_examples > test_images:
+        raise ConfigError(
+            f"{raw['eval']['num_examples'].origin}: eval.num_examples: expected at most the "
+            f"{test_images:,} images of the {data.source} test set, got "
+            f"{config.eval.num_examples:,}")
 
 
 def _checked(section: str, field: dataclasses.Field, setting: _Setting) -> Any:
@@ -299,6 +321,8 @@ def _checked(section: str, field: dataclasses.Field, setting: _Setting) -> Any:
             fail("a non-empty text")
         if "\0" in value:  # no path or URL can hold one; a path would be cut short at it
             fail("a text without NUL characters")
+        if field.metadata["url"] and urllib.parse.urlsplit(value).scheme not in URL_SCHEMES:
+            fail("a URL starting " + " or ".join(f"{scheme}://" for scheme in URL_SCHEMES))
 
     rules = field.metadata
     if rules["choices"] and value not in rules["choices"]:
