@@ -17,6 +17,7 @@ import dataclasses
 import difflib
 import math
 import os
+import re
 import urllib.parse
 from pathlib import Path
 from typing import Any, Mapping
@@ -133,6 +134,7 @@ class Config:
 # With postponed annotations, dataclass field types are the names written above.
 SECTIONS: dict[str, type] = {f.name: globals()[f.type] for f in dataclasses.fields(Config)}
 VALUE_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
+_EXPONENT_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 def load(config_file: str | None = None, overrides: list[str] = (),
@@ -310,6 +312,9 @@ def _checked(section: str, field: dataclasses.Field, setting: _Setting) -> Any:
         if isinstance(value, bool) or not isinstance(value, int):
             fail("a whole number")
     elif base_type is float:
+        # YAML 1.1 (PyYAML) reads 1e-3 as text: it wants 1.0e-3. People write 1e-3.
+        if isinstance(value, str) and _EXPONENT_NUMBER.fullmatch(value.strip()):
+            value = float(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             fail("a number")
         value = float(value)
@@ -317,6 +322,8 @@ def _checked(section: str, field: dataclasses.Field, setting: _Setting) -> Any:
         if not math.isfinite(value):
             fail("a finite number")
     elif base_type is str:
+        if not isinstance(value, str) and field.metadata["choices"]:
+            fail("one of " + ", ".join(field.metadata["choices"]))  # e.g. `off`, read as false
         if not isinstance(value, str) or not value.strip():
             fail("a non-empty text")
         if "\0" in value:  # no path or URL can hold one; a path would be cut short at it
