@@ -178,6 +178,10 @@ def _read_yaml_file(path: Path) -> dict[str, dict[str, _Setting]]:
         else:  # a character YAML refuses (a control character) has a position, not a mark
             where = f"line {text.count(chr(10), 0, getattr(error, 'position', 0)) + 1}"
         problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        # Where the thing it was reading began: an unclosed quote is found only at the end.
+        context, context_mark = getattr(error, "context", None), getattr(error, "context_mark", None)
+        if context and context_mark and context_mark.line != getattr(mark, "line", None):
+            problem += f" ({context} that starts on line {context_mark.line + 1})"
         raise ConfigError(f"{path}: {where}: invalid YAML: {problem}") from None
     if document is None:
         raise ConfigError(f"{path}: the file is empty; expected sections such as 'train:'")
