@@ -19,7 +19,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from app import data, devices, distribute, recipes, summaries
+from app import data, devices, distribute, hparams, recipes, summaries
 from app.averages import MovingAverages
 
 CHECKPOINT_NAME = "model.ckpt"
@@ -149,6 +149,7 @@ class Trainer:
         self._handle_stop_signals()
         with self.writer.as_default():
             summaries.write_config(step, self.config.to_yaml())
+            hparams.write_hparams(self.config)
             self._loop(step)
         return 0
 

@@ -107,7 +107,8 @@ def test_training_events_hold_every_tutorial_summary(trained):
     root, _, _ = trained
     tags = event_tags(root / "train")
     expected = {"images": "images", "learning_rate": "scalars", "examples_per_sec": "scalars",
-                "sec_per_batch": "scalars", "config": "text", "train_step": "graph_run_metadata_graph"}
+                "sec_per_batch": "scalars", "config": "text", "train_step": "graph_run_metadata_graph",
+                "_hparams_/session_start_info": "hparams"}
     for layer in ("conv1", "conv2", "local3", "local4", "softmax_linear"):
         expected[f"{layer}/activations"] = "histograms"
         expected[f"{layer}/sparsity"] = "scalars"
