@@ -28,7 +28,7 @@ def test_hadolint_finds_nothing():
 
 def test_compose_builds_this_checkout_and_reserves_the_gpu():
     compose_file = REPO / "docker" / "compose.yaml"
-    service, = yaml.safe_load(compose_file.read_text())["services"].values()
+    service = yaml.safe_load(compose_file.read_text())["services"]["appliance"]
     context = (compose_file.parent / service["build"]["context"]).resolve()
     assert (context / service["build"].get("dockerfile", "Dockerfile")) == REPO / "Dockerfile"
     assert "${TENSORBOARD_PORT:-6006}:6006" in service["ports"]
