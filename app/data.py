@@ -63,6 +63,12 @@ def _prepare_real(data_config, data_dir: Path) -> Path:
     batches = data_dir / BATCHES_FOLDER
     if _all_files_present(batches):
         return batches
+    if batches.is_dir() and any(batches.iterdir()):
+        # Only a mounted copy is ever incomplete (an extraction is all or nothing), and a
+        # download could not be extracted over it anyway.
+        missing = [name for name in (*TRAIN_FILES, TEST_FILE) if not (batches / name).is_file()]
+        raise DataError(f"{batches}: incomplete, {', '.join(missing)} missing. Mount a complete "
+                        f"copy of CIFAR-10 there, or delete the folder to download it again")
     with _exclusive_lock(data_dir):  # train and eval may start at once; one downloads
         if _all_files_present(batches):
             return batches
