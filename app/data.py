@@ -53,10 +53,15 @@ class DataError(Exception):
 # ---------------------------------------------------------------------------------------------
 
 def prepare(data_config, data_dir: str) -> Path:
-    """Makes sure the binary batches exist and returns their folder."""
+    """Makes sure the binary batches exist, each of its full size, and returns their folder."""
     if data_config.source == "synthetic":
-        return _prepare_synthetic(data_config, Path(data_dir) / "synthetic")
-    return _prepare_real(data_config, Path(data_dir))
+        batches = _prepare_synthetic(data_config, Path(data_dir) / "synthetic")
+    else:
+        batches = _prepare_real(data_config, Path(data_dir))
+    # Every file, though train reads only five and eval one: neither starts on a damaged set.
+    for name, records in expected_records(batches).items():
+        _check_size(batches / name, records)
+    return batches
 
 
 def _prepare_real(data_config, data_dir: Path) -> Path:
@@ -230,14 +235,7 @@ def expected_records(batches: Path) -> dict[str, int]:
 
 def read_records(path: Path, expected: int) -> tuple[np.ndarray, np.ndarray]:
     """Reads one batch file into (uint8 images [N, 32, 32, 3], int32 labels [N])."""
-    if not path.is_file():
-        raise DataError(f"{path}: missing; the data set is incomplete")
-    size = path.stat().st_size
-    if size != expected * RECORD_BYTES:
-        raise DataError(
-            f"{path}: {size:,} bytes, expected {expected * RECORD_BYTES:,} ({expected:,} records of "
-            f"{RECORD_BYTES} bytes); the file is truncated or not a CIFAR-10 batch. Delete the "
-            f"folder to fetch or generate it again")
+    _check_size(path, expected)
     records = np.fromfile(path, dtype=np.uint8).reshape(expected, RECORD_BYTES)
     labels = records[:, 0].astype(np.int32)
     bad = np.flatnonzero(labels >= NUM_CLASSES)
@@ -246,6 +244,17 @@ def read_records(path: Path, expected: int) -> tuple[np.ndarray, np.ndarray]:
                         f"the file is not a CIFAR-10 batch")
     images = records[:, 1:].reshape(expected, CHANNELS, IMAGE_SIZE, IMAGE_SIZE)
     return np.ascontiguousarray(images.transpose(0, 2, 3, 1)), labels
+
+
+def _check_size(path: Path, expected: int) -> None:
+    if not path.is_file():
+        raise DataError(f"{path}: missing; the data set is incomplete")
+    size = path.stat().st_size
+    if size != expected * RECORD_BYTES:
+        raise DataError(
+            f"{path}: {size:,} bytes, expected {expected * RECORD_BYTES:,} ({expected:,} records of "
+            f"{RECORD_BYTES} bytes); the file is truncated or not a CIFAR-10 batch. Delete the "
+            f"folder to fetch or generate it again")
 
 
 def load_split(batches: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
