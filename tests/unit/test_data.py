@@ -97,12 +97,14 @@ def test_real_source_accepts_a_mounted_read_only_copy(tmp_path):
     batches = tmp_path / "cifar-10-batches-bin"
     batches.mkdir()
     for name in (*data.TRAIN_FILES, data.TEST_FILE):
-        (batches / name).write_bytes(b"")  # presence is what prepare looks at; the reader sizes
+        with open(batches / name, "wb") as batch:  # sparse: prepare looks at sizes, not bytes
+            batch.truncate(data.REAL_RECORDS_PER_FILE * data.RECORD_BYTES)
     tmp_path.chmod(0o555)
     try:
         assert data.prepare(data_config(source="cifar10"), str(tmp_path)) == batches
+        (batches / "data_batch_1.bin").write_bytes(b"")
         with pytest.raises(DataError, match="data_batch_1.bin: 0 bytes, expected 30,730,000"):
-            data.load_split(batches, "train")
+            data.prepare(data_config(source="cifar10"), str(tmp_path))
     finally:
         tmp_path.chmod(0o755)
 
