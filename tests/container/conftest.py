@@ -90,8 +90,11 @@ def podman():
 
 @pytest.fixture(scope="session")
 def base_image(podman, tmp_path_factory):
+    started = time.monotonic()
+    how = "cached debootstrap" if debian_base.cached_tarball() else "debootstrap"
     tarball = debian_base.rootfs_tarball(tmp_path_factory.mktemp("debian"))
     podman("import", "--change", 'CMD ["/bin/bash"]', tarball, BASE_IMAGE, timeout=300)
+    record(f"Debian base image ({how}, then import)", f"{time.monotonic() - started:.0f} s")
     yield BASE_IMAGE
     podman("rmi", "--force", BASE_IMAGE, check=False)
 

@@ -52,11 +52,18 @@ def debian_mirror(suite: str = SUITE) -> str:
     return FALLBACK_MIRROR
 
 
+def cached_tarball(suite: str = SUITE) -> Path | None:
+    """The cached root filesystem tarball of `suite`, if there is one young enough."""
+    cached = CACHE_DIR / f"debian-{suite}-minbase.tar"
+    if cached.is_file() and time.time() - cached.stat().st_mtime < CACHE_MAX_AGE_SECS:
+        return cached
+    return None
+
+
 def rootfs_tarball(work_dir: Path, suite: str = SUITE) -> Path:
     """A tarball of a minbase `suite` root filesystem: the cached one if fresh, else a new one
     (cached for the next run when the cache folder is writable)."""
-    cached = CACHE_DIR / f"debian-{suite}-minbase.tar"
-    if cached.is_file() and time.time() - cached.stat().st_mtime < CACHE_MAX_AGE_SECS:
+    if cached := cached_tarball(suite):
         return cached
 
     rootfs = work_dir / f"{suite}-rootfs"
@@ -67,11 +74,12 @@ def rootfs_tarball(work_dir: Path, suite: str = SUITE) -> Path:
             shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
     (rootfs / "etc/resolv.conf").write_text("")  # the engine writes the container's own
 
+    name = f"debian-{suite}-minbase.tar"
     try:
         CACHE_DIR.mkdir(parents=True, exist_ok=True)
-        destination = cached
+        destination = CACHE_DIR / name
     except OSError:  # no cache on this machine: the tarball lives as long as the session
-        destination = work_dir / cached.name
+        destination = work_dir / name
     partial = destination.with_suffix(f".partial-{os.getpid()}")
     subprocess.run(["tar", "--numeric-owner", "--create", "--file", partial,
                     "--directory", rootfs, "."], check=True, timeout=300)

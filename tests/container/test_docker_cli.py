@@ -1,0 +1,72 @@
+"""The README's command as a user types it, through the docker CLI.
+
+There is no Docker engine here: the docker CLI talks to podman's Docker-compatible API
+(`podman system service`), which runs the container in the tests' own podman. Only `--gpus all`
+is left out, for want of a GPU.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+import uuid
+
+import pytest
+
+from .conftest import free_port, owned_train_dir
+from .test_appliance import SMALL_RUN, TENSORBOARD_WITHIN_SECS, answers_http
+
+pytestmark = pytest.mark.container
+
+SERVICE_START_SECS = 30
+
+
+@pytest.fixture(scope="module")
+def docker(podman):
+    """Runs the docker CLI against a podman API service on a socket in the tests' folder."""
+    if not shutil.which("docker"):
+        pytest.skip("the docker CLI is missing")
+    socket = podman.folder / "docker-api.sock"
+    service = subprocess.Popen(["podman", "system", "service", "--time=0", f"unix://{socket}"],
+                               env=podman.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + SERVICE_START_SECS
+    while not socket.exists():
+        if service.poll() is not None or time.monotonic() > deadline:
+            service.kill()
+            pytest.fail(f"podman system service did not start: {service.stderr.read()}")
+        time.sleep(0.2)
+    env = {**os.environ, "DOCKER_HOST": f"unix://{socket}",
+           "DOCKER_CONFIG": str(podman.folder / "docker-config")}
+
+    def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        return subprocess.run(["docker", *args], env=env, capture_output=True, text=True,
+                              timeout=timeout, check=False)
+
+    try:
+        yield run
+    finally:
+        service.terminate()
+        try:
+            service.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            service.kill()
+            service.wait()
+
+
+def test_readme_docker_run_serves_tensorboard(docker, image, tmp_path):
+    train_dir = owned_train_dir(tmp_path)
+    port = free_port()
+    name = f"cifar10-test-docker-{uuid.uuid4().hex[:8]}"
+    environment = [option for key, value in SMALL_RUN.items() for option in ("-e", f"{key}={value}")]
+    try:
+        started = docker("run", "-d", "--name", name, *environment,
+                         "-p", f"{port}:6006", "-v", f"{train_dir}:/cifar10_train", image)
+        assert started.returncode == 0, started.stderr
+        deadline = time.monotonic() + TENSORBOARD_WITHIN_SECS
+        while not answers_http(port):
+            if time.monotonic() > deadline:
+                pytest.fail(f"no answer on port {port}:\n{docker('logs', name).stdout[-6000:]}")
+            time.sleep(1)
+    finally:
+        docker("rm", "--force", "--volumes", name)
