@@ -17,7 +17,7 @@ from pathlib import Path
 # The release of the Dockerfile's default base image, debian:bookworm-slim.
 SUITE = "bookworm"
 FALLBACK_MIRROR = "http://deb.debian.org/debian"
-CACHE_DIR = Path(os.environ.get("CIFAR10_TEST_CACHE_DIR", "/var/cache/cifar10-appliance-tests"))
+CACHE_DIR = Path(os.environ.get("APPLIANCE_TEST_CACHE_DIR", "/var/cache/cifar10-appliance-tests"))
 # Old enough that the Dockerfile's `apt-get install` would fetch much newer packages anyway.
 CACHE_MAX_AGE_SECS = 7 * 24 * 3600
 
@@ -32,7 +32,7 @@ def debian_mirror(suite: str = SUITE) -> str:
     apt's sources may hold other vendors' repositories too; Debian's own is the one whose suite
     is exactly `suite` with the main component. Both the deb822 format (*.sources, Debian 12's
     default) and the one-line format (sources.list) are read."""
-    if mirror := os.environ.get("CIFAR10_TEST_DEBIAN_MIRROR"):
+    if mirror := os.environ.get("APPLIANCE_TEST_DEBIAN_MIRROR"):
         return mirror
     sources = Path("/etc/apt")
     for path in sorted(sources.glob("sources.list.d/*.sources")):
