@@ -21,7 +21,7 @@ def settings(root: Path, **changes) -> list[str]:
     values = {
         "paths.train_dir": root / "train", "paths.data_dir": root / "data",
         "data.source": "synthetic", "data.synthetic_train_examples": 2000,
-        "data.synthetic_test_examples": 200, "train.batch_size": 32,
+        "data.synthetic_test_examples": 200, "eval.num_examples": 200, "train.batch_size": 32,
         "train.log_every_steps": 10, "train.checkpoint_every_steps": 20,
         "train.summary_every_steps": 20,
     }
