@@ -11,7 +11,9 @@ SIGTERM/SIGINT (after the step in flight) and at max_steps.
 """
 from __future__ import annotations
 
+import errno
 import math
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -23,6 +25,12 @@ from app import data, devices, distribute, hparams, recipes, summaries
 from app.averages import MovingAverages
 
 CHECKPOINT_NAME = "model.ckpt"
+# A trainer that finds train_dir's disk full keeps its progress in memory and waits, rather than
+# exit: a restart could only lose the steps since the last checkpoint, and supervisord would
+# restart it at once, again and again, while the disk stays full. It tries again as soon as this
+# much space was freed, and at least this often (in case space is freed elsewhere on a quota).
+DISK_ROOM_WORTH_A_TRY = 1 << 20
+DISK_FULL_RETRY_SECS = 60
 
 
 class TrainingError(Exception):
@@ -85,8 +93,9 @@ class Trainer:
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, str(self.output.path), max_to_keep=train.keep_checkpoints,
             checkpoint_name=CHECKPOINT_NAME)
-        self.writer = tf.summary.create_file_writer(str(self.output.path))
         self.stop_requested = False
+        self.writer = self._with_room_on_disk(
+            lambda: tf.summary.create_file_writer(str(self.output.path)), "open its event file")
 
     def _learning_rate_scale(self) -> float:
         # Linear scaling (Goyal et al., 2017): a k times larger batch takes k times larger steps.
@@ -240,18 +249,66 @@ class Trainer:
         print(f"no checkpoint in {self.train_dir}; starting from step 0", flush=True)
 
     def _save(self, step: int) -> None:
-        if self.manager.latest_checkpoint == f"{self.output.path / CHECKPOINT_NAME}-{step}":
+        if self.manager.latest_checkpoint == self._checkpoint_path(step):
             return
         try:
-            path = self.manager.save(checkpoint_number=step)
-            self.writer.flush()
+            self._with_room_on_disk(lambda: self._write_checkpoint(step),
+                                    f"save {CHECKPOINT_NAME}-{step}")
         except (tf.errors.OpError, OSError) as error:
             message = getattr(error, "message", None) or str(error)
             raise TrainingError(
                 f"cannot save a checkpoint at step {step} in {self.output.path}: {message}. "
                 f"The last complete checkpoint is kept: {self._newest_checkpoint()}") from None
         if self.output.chief:
-            print(f"saved {Path(path).name}", flush=True)
+            print(f"saved {CHECKPOINT_NAME}-{step}", flush=True)
+
+    def _checkpoint_path(self, step: int) -> str:
+        return f"{self.output.path / CHECKPOINT_NAME}-{step}"
+
+    def _write_checkpoint(self, step: int) -> None:
+        if self.manager.latest_checkpoint != self._checkpoint_path(step):
+            try:
+                self.manager.save(checkpoint_number=step)
+            except (tf.errors.OpError, OSError):
+                # Half a checkpoint is never listed, never rotated away: it would only hold on
+                # to the space that a full disk lacks.
+                for partial in self.output.path.glob(f"{CHECKPOINT_NAME}-{step}[._]*"):
+                    shutil.rmtree(partial, ignore_errors=True) if partial.is_dir() \
+                        else partial.unlink(missing_ok=True)
+                raise
+        self.writer.flush()
+
+    def _with_room_on_disk(self, write, what: str):
+        """Returns write(); while that fails because train_dir's disk is full, says so once and
+        tries again every DISK_FULL_RETRY_SECS until there is room, or a stop is requested."""
+        waiting_since = None
+        while True:
+            try:
+                result = write()
+            except (tf.errors.OpError, OSError) as error:
+                if not _disk_full(error):
+                    raise
+                if self.stop_requested:
+                    raise TrainingError(
+                        f"stopped while the disk of {self.output.path} was full, unable to {what}."
+                        f" The last complete checkpoint is kept: {self._newest_checkpoint()}"
+                        ) from None
+                if waiting_since is None:
+                    waiting_since = time.monotonic()
+                    print(f"disk full: cannot {what}: no space left in {self.output.path}. "
+                          f"Training waits, its progress kept in memory, and goes on as soon as "
+                          f"space is freed there. The last complete checkpoint is "
+                          f"{self._newest_checkpoint()}", flush=True)
+                free_then = _free_bytes(self.output.path)
+                deadline = time.monotonic() + DISK_FULL_RETRY_SECS
+                while (time.monotonic() < deadline and not self.stop_requested
+                       and _free_bytes(self.output.path) < free_then + DISK_ROOM_WORTH_A_TRY):
+                    time.sleep(0.5)
+                continue
+            if waiting_since is not None:
+                print(f"disk has room again after "
+                      f"{_duration(time.monotonic() - waiting_since)}: going on", flush=True)
+            return result
 
     def _handle_stop_signals(self) -> None:
         def request_stop(signum, _frame):
@@ -261,6 +318,21 @@ class Trainer:
 
         signal.signal(signal.SIGTERM, request_stop)
         signal.signal(signal.SIGINT, request_stop)
+
+
+def _disk_full(error: Exception) -> bool:
+    if isinstance(error, OSError):
+        return error.errno in (errno.ENOSPC, errno.EDQUOT)
+    # TensorFlow's file system errors carry the OS's words, not its errno.
+    message = getattr(error, "message", "")
+    return "No space left on device" in message or "Disk quota exceeded" in message
+
+
+def _free_bytes(folder: Path) -> int:
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return 0
 
 
 def _duration(seconds: float) -> str:
