@@ -14,6 +14,9 @@
 #   CIFAR10_<SECTION>_<KEY>      one key, e.g. CIFAR10_TRAIN_MAX_STEPS=2000 (see config.yaml)
 #   PUID, PGID                   started as root: the uid/gid to run as. By default the owner of
 #                                paths.train_dir, so files on a mounted volume stay its owner's.
+#   APPLIANCE_USER               started as root, with a train_dir of root's and no PUID: the user
+#                                to run as instead of root (default cifar, the image's user;
+#                                natively, where there is no such user, root stays root)
 #   PYTHON                       the interpreter (default: .venv/bin/python beside this script,
 #                                else python3)
 #   APPLIANCE_SUPERVISOR_SOCKET  supervisord's control socket (default below); `health` and
@@ -33,6 +36,7 @@ if [[ -z "${PYTHON:-}" ]]; then
 fi
 # Fixed, not per user or per TMPDIR: `docker exec ... entrypoint.sh health` must find the same one.
 : "${APPLIANCE_SUPERVISOR_SOCKET:=/tmp/cifar10-appliance-supervisor.sock}"
+: "${APPLIANCE_USER:=cifar}"
 # The programs run in the caller's folder, so relative paths in the config mean the same to all.
 PYTHONPATH=$APPLIANCE_HOME${PYTHONPATH:+:$PYTHONPATH}
 export APPLIANCE_HOME PYTHON APPLIANCE_SUPERVISOR_SOCKET PYTHONPATH
@@ -60,8 +64,14 @@ print(paths["train_dir"]); print(paths["data_dir"])')
     fi
     uid=${PUID:-$(stat -c %u "$train_dir")}
     gid=${PGID:-$(stat -c %g "$train_dir")}
+    # `docker run -v DIR:/cifar10_train` makes a missing DIR as root's: no owner to match, and
+    # no reason to run the programs as root. PUID=0 still chooses root.
+    if [[ $uid == 0 && -z ${PUID:-} ]] && id -u "$APPLIANCE_USER" > /dev/null 2>&1; then
+        uid=$(id -u "$APPLIANCE_USER")
+        gid=$(id -g "$APPLIANCE_USER")
+    fi
     if [[ $uid == 0 ]]; then
-        return  # a root-owned train_dir and no PUID: root is the owner we match
+        return  # root by choice (PUID=0), or natively, with no APPLIANCE_USER to run as
     fi
     owner=$uid:$gid
     run_as_owner=(setpriv --reuid="$uid" --regid="$gid" --clear-groups --)
@@ -75,7 +85,11 @@ print(paths["train_dir"]); print(paths["data_dir"])')
     export HOME
     HOME=$(getent passwd "$uid" | cut -d: -f6) || HOME=/tmp
     # Checked again as the owner: root may write anywhere, the owner maybe not.
-    "${run_as_owner[@]}" "$PYTHON" -m app check-config > /dev/null
+    "${run_as_owner[@]}" "$PYTHON" -m app check-config > /dev/null || {
+        local status=$?
+        echo "(the programs run as uid $uid, gid $gid; PUID and PGID choose others)" >&2
+        exit "$status"
+    }
 }
 
 # supervisord, run as the owner, reopens /dev/stdout and /dev/stderr for the programs' output.
