@@ -95,7 +95,10 @@ def _exec_tensorboard(config) -> int:
     command = [sys.executable, "-m", "tensorboard.main",
                "--logdir", config.paths.train_dir, "--bind_all",
                "--port", str(config.tensorboard.port),
-               "--reload_interval", f"{config.tensorboard.reload_interval_secs:g}"]
+               "--reload_interval", f"{config.tensorboard.reload_interval_secs:g}",
+               # The fast loader is a second server (tensorboard_data_server) listening on a TCP
+               # port of its own; the Python one keeps 6006 the appliance's only open port.
+               "--load_fast", "false"]
     os.makedirs(config.paths.train_dir, exist_ok=True)
     print("exec " + " ".join(command), flush=True)
     os.execv(sys.executable, command)
