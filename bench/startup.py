@@ -1,0 +1,256 @@
+"""Start-up latency: from starting the appliance to TensorBoard answering, and to the first
+training scalar a user can see in it.
+
+    .venv/bin/python -m bench.startup [--runs 3] [--container] [--image NAME]
+
+Natively, the stack is started as `make run` starts it, through ./entrypoint.sh (which makes the
+data set ready, then execs supervisord with train, eval and tensorboard), by the test suite's own
+NativeStack (tests/fixtures/native_stack.py), in a fresh folder each run: a cold start, data set
+generation included. With --container the same is measured for the image under podman, through
+the container tests' own harness (tests/container/): --image names an image already in the
+podman store at --podman-root, otherwise one is built first (Debian base, Dockerfile, CPU
+flavour: several minutes, not counted).
+
+Milestones, polled every 0.2 s from outside as a user would see them:
+  data ready           the `data |` lines say the set is there
+  trainer at step 0    the trainer is set up (TensorFlow imported, data read, model built) and
+                       says it starts from step 0
+  TensorBoard answers  GET / returns 200
+  first train scalar   /data/plugin/scalars/tags lists a scalar of the train run ('.'), and
+                       /data/plugin/scalars/scalars?run=.&tag=... returns a point of it
+
+The last line printed is one JSON object with every figure.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Callable
+
+from bench import machine
+from tests.fixtures.native_stack import NativeStack
+
+POLL_SECS = 0.2
+GIVE_UP_SECS = 300
+# Defaults everywhere, except what a machine without internet needs (the synthetic set).
+STACK_CONFIG = {"data": {"source": "synthetic"}}
+CONTAINER_ENV = {"CIFAR10_DATA_SOURCE": "synthetic"}
+TRAIN_RUN = "."
+# The tutorial's loss curve first; any scalar of the train run counts if it is not there yet.
+PREFERRED_TAGS = ("total_loss", "total_loss (raw)", "cross_entropy")
+
+
+def get_json(url: str):
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.loads(response.read())
+
+
+def answers(base_url: str) -> bool:
+    try:
+        with urllib.request.urlopen(base_url + "/", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def first_train_scalar(base_url: str) -> str | None:
+    """The tag of a train-run scalar TensorBoard already serves a point of, else None."""
+    try:
+        tags = get_json(base_url + "/data/plugin/scalars/tags").get(TRAIN_RUN, {})
+        preference = {tag: rank for rank, tag in enumerate(PREFERRED_TAGS)}
+        for tag in sorted(tags, key=lambda t: (preference.get(t, len(preference)), t)):
+            query = urllib.parse.urlencode({"run": TRAIN_RUN, "tag": tag})
+            if get_json(f"{base_url}/data/plugin/scalars/scalars?{query}"):
+                return tag
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def watch_milestones(started_at: float, base_url: str, log: Callable[[], str],
+                     alive: Callable[[], bool], log_interval: float = POLL_SECS) -> dict:
+    """Polls until TensorBoard serves a train scalar; returns seconds from start to each."""
+    seconds: dict[str, float] = {}
+    scalar_tag = None
+    next_log_check = 0.0
+    while "first train scalar" not in seconds:
+        now = time.monotonic()
+        if now - started_at > GIVE_UP_SECS:
+            raise RuntimeError(f"no train scalar in TensorBoard after {GIVE_UP_SECS} s; the log "
+                               f"ends:\n{log()[-3000:]}")
+        if now >= next_log_check:
+            if not alive():
+                raise RuntimeError(f"the appliance exited; its log ends:\n{log()[-3000:]}")
+            text = log()
+            if "data ready" not in seconds and re.search(r"^data \| test: ", text, re.M):
+                seconds["data ready"] = now - started_at
+            if "trainer at step 0" not in seconds and re.search(
+                    r"^train \| (no checkpoint in|resumed from)", text, re.M):
+                seconds["trainer at step 0"] = now - started_at
+            next_log_check = now + log_interval
+        if "TensorBoard answers" not in seconds and answers(base_url):
+            seconds["TensorBoard answers"] = time.monotonic() - started_at
+        if "TensorBoard answers" in seconds and (tag := first_train_scalar(base_url)):
+            seconds["first train scalar"] = time.monotonic() - started_at
+            scalar_tag = tag
+        time.sleep(POLL_SECS)
+    return {"seconds": seconds, "scalar_tag": scalar_tag}
+
+
+# ---------------------------------------------------------------------------------------------
+
+def native_runs(runs: int) -> list[dict]:
+    results = []
+    for run in range(1, runs + 1):
+        with tempfile.TemporaryDirectory(prefix="bench-startup-") as folder:
+            stack = NativeStack(Path(folder), config=STACK_CONFIG)
+            stack.start()
+            try:
+                result = watch_milestones(stack.started_at, f"http://127.0.0.1:{stack.port}",
+                                          stack.log, lambda: stack.process.poll() is None)
+            finally:
+                stopped = stack.stop()
+        result.update(run=run, where="native", stopped_after_secs=stopped.get("stopped_after"))
+        print_run(result, header=not results)
+        results.append(result)
+    return results
+
+
+def other_podman_processes() -> list[int]:
+    """podman and conmon processes on this machine (call it while none of ours runs)."""
+    pids = []
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            if comm.read_text().strip() in ("podman", "conmon"):
+                pids.append(int(comm.parent.name))
+        except OSError:
+            continue
+    return pids
+
+
+def container_runs(runs: int, image: str | None, podman_root: Path | None) -> list[dict]:
+    from tests.container.podman import HostFootprint, IsolatedPodman, TrackedContainers
+
+    # The harness takes away the nf_tables tables and host paths podman added while it ran; with
+    # another podman session at work (the container tests), each would take away the other's.
+    if busy := other_podman_processes():
+        raise SystemExit(f"another podman is at work on this machine (pids {busy}); run the "
+                         f"container part when it has finished")
+    footprint = HostFootprint.now()
+    others_seen: set[int] = set()
+    podman = IsolatedPodman(podman_root or Path(tempfile.mkdtemp(prefix="bench-podman-")))
+    try:
+        if image is None:
+            image = build_image(podman)
+        results = []
+        for run in range(1, runs + 1):
+            others_seen.update(other_podman_processes())
+            port = free_port()
+            with tempfile.TemporaryDirectory(prefix="bench-startup-") as train_dir, \
+                    TrackedContainers(podman, image) as containers:
+                container = containers.run(env=CONTAINER_ENV, ports={port: 6006},
+                                           volumes={Path(train_dir): "/cifar10_train"})
+                # Reading a container's log and state costs podman calls: once a second.
+                result = watch_milestones(container.started_at, f"http://127.0.0.1:{port}",
+                                          container.logs, container.is_running, log_interval=1.0)
+            result.update(run=run, where="container")
+            print_run(result, header=not results)
+            results.append(result)
+        return results
+    finally:
+        if podman_root is None:  # a store of our own: leave nothing behind
+            podman.reset()
+            others_seen.update(other_podman_processes())
+            if others_seen:
+                print(f"left the nf_tables tables and podman's host folders as they are: another "
+                      f"podman ran meanwhile (pids {sorted(others_seen)}) and may be using them")
+            else:
+                footprint.restore()
+
+
+def build_image(podman) -> str:
+    from tests.container import debian_base
+    from tests.container.conftest import BASE_IMAGE, IMAGE, REPO, host_ca_bundle
+
+    print("building the image (not timed as start-up) ...", flush=True)
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="bench-debian-") as work_dir:
+        tarball = debian_base.rootfs_tarball(Path(work_dir))
+        podman("import", "--change", 'CMD ["/bin/bash"]', tarball, BASE_IMAGE, timeout=300)
+    options = ["--format", "docker", "--pull=never", "--build-arg", f"BASE_IMAGE={BASE_IMAGE}",
+               "--build-arg", "TF_PACKAGE=tensorflow-cpu", "--tag", IMAGE]
+    if ca_bundle := host_ca_bundle():
+        options += ["--secret", f"id=ca_bundle,src={ca_bundle}"]
+    status, log = podman.stream("build", *options, REPO, timeout=1800)
+    if status != 0:
+        raise RuntimeError(f"podman build exited {status}:\n{log[-4000:]}")
+    print(f"built {IMAGE} in {time.monotonic() - started:.0f} s", flush=True)
+    return IMAGE
+
+
+def free_port() -> int:
+    from tests.fixtures.native_stack import free_port as any_free_port
+    return any_free_port()
+
+
+# ---------------------------------------------------------------------------------------------
+
+MILESTONES = ("data ready", "trainer at step 0", "TensorBoard answers", "first train scalar")
+
+
+def print_run(result: dict, header: bool) -> None:
+    if header:
+        print(f"{'where':<10} {'run':>3} " + " ".join(f"{m:>20}" for m in MILESTONES)
+              + "  scalar")
+    cells = " ".join(f"{result['seconds'][m]:>19.1f}s" if m in result["seconds"] else f"{'-':>20}"
+                     for m in MILESTONES)
+    print(f"{result['where']:<10} {result['run']:>3} {cells}  {result['scalar_tag']}", flush=True)
+
+
+def medians(results: list[dict]) -> dict:
+    return {m: statistics.median(r["seconds"][m] for r in results)
+            for m in MILESTONES if all(m in r["seconds"] for r in results)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=3, help="cold starts of each kind (default 3)")
+    parser.add_argument("--container", action="store_true",
+                        help="also in the container, under podman")
+    parser.add_argument("--image", help="an image already in the store at --podman-root")
+    parser.add_argument("--podman-root", type=Path,
+                        help="the folder of an IsolatedPodman store that holds --image")
+    arguments = parser.parse_args()
+
+    print(machine.headline(machine.describe()))
+    print("from the start (./entrypoint.sh, or podman run) to each milestone, a fresh folder "
+          "each run; default config with the synthetic set\n")
+    results = native_runs(arguments.runs)
+    if arguments.container:
+        results += container_runs(arguments.runs, arguments.image, arguments.podman_root)
+
+    figures = {"benchmark": "startup", "machine": machine.describe(), "runs": results,
+               "native_median_secs": medians([r for r in results if r["where"] == "native"])}
+    container_results = [r for r in results if r["where"] == "container"]
+    if container_results:
+        figures["container_median_secs"] = medians(container_results)
+    print()
+    for where in ("native", "container"):
+        if f"{where}_median_secs" in figures:
+            print(f"{where} medians: " + ", ".join(
+                f"{m} {s:.1f} s" for m, s in figures[f"{where}_median_secs"].items()))
+    if not arguments.container:
+        print("container: not measured (pass --container; needs podman, runc and root)")
+    print(json.dumps(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
