@@ -103,6 +103,7 @@ class EvalConfig:
     batch_size: int = _field(minimum=1)
     use_moving_averages: bool = _field()
     threads: int = _field(minimum=0)
+    niceness: int = _field(minimum=0, maximum=19)
     gpu_memory_limit_mb: int = _field(minimum=0)
     projector_examples: int = _field(minimum=0, maximum=10000)
     projector_every_evals: int = _field(minimum=1)

@@ -26,12 +26,28 @@ ACTIVATION_LAYERS = ("conv1", "conv2", "local3", "local4", "softmax_linear")
 DECAYED_LAYERS = ("local3", "local4")
 
 
+# The tutorial's local response normalization: depth_radius, bias, alpha, beta.
+LRN_DEPTH_RADIUS, LRN_BIAS, LRN_ALPHA, LRN_BETA = 4, 1.0, 0.001 / 9.0, 0.75
+
+
 def _local_response_normalization(name: str) -> keras.layers.Layer:
-    # Keras 3 has no LRN layer; these are the tutorial's constants.
-    return keras.layers.Lambda(
-        lambda x: tf.nn.local_response_normalization(
-            x, depth_radius=4, bias=1.0, alpha=0.001 / 9.0, beta=0.75),
-        name=name)
+    # Keras 3 has no LRN layer.
+    return keras.layers.Lambda(local_response_normalization, name=name)
+
+
+def local_response_normalization(x):
+    """tf.nn.local_response_normalization's formula, computed another way: the sum of squares
+    over the 2r+1 neighbouring channels is a matmul with a 0/1 band matrix, and the power is
+    exp(-beta * log(.)) (tf.pow's kernel is slow). TensorFlow's own LRN kernels exist for
+    float32 only (no bfloat16, on the CPU or the GPU), and its CPU gradient is a scalar loop that
+    took a quarter of a training step; this one makes the whole step 1.2x faster in float32 and
+    agrees with it to 2e-7 (bench/lrn.py)."""
+    channels = x.shape[-1]
+    index = tf.range(channels)
+    band = tf.cast(tf.abs(index[:, None] - index[None, :]) <= LRN_DEPTH_RADIUS, x.dtype)
+    window_sums = tf.reshape(tf.matmul(tf.reshape(tf.square(x), [-1, channels]), band),
+                             tf.shape(x))
+    return x * tf.exp(-LRN_BETA * tf.math.log(LRN_BIAS + LRN_ALPHA * window_sums))
 
 
 def _dense(units: int, stddev: float, bias: float, name: str, activation="relu"):

@@ -22,6 +22,7 @@ from app import data, model as models
 class TutorialRecipe:
     input_size = data.CROP_SIZE
     test_time_flips = False
+    bfloat16_is_safe = False  # see devices.mixed_precision_policy
 
     def __init__(self, config):
         self.train = config.train
@@ -52,6 +53,7 @@ class TutorialRecipe:
 class FastRecipe:
     input_size = data.IMAGE_SIZE
     test_time_flips = True
+    bfloat16_is_safe = True
 
     def __init__(self, config):
         self.train = config.train

@@ -60,7 +60,8 @@ class Trainer:
             tf.random.set_seed(train.seed)
 
         self.recipe = recipes.for_config(config)
-        precision = devices.mixed_precision_policy(train.mixed_precision)
+        precision = devices.mixed_precision_policy(train.mixed_precision,
+                                                    self.recipe.bfloat16_is_safe)
         keras.mixed_precision.set_global_policy(precision)
         xla = devices.use_xla(train.xla)
         # Summary steps run uncompiled: XLA cannot compile summary ops.
