@@ -40,6 +40,13 @@ class TrainingError(Exception):
     exit_code = 1
 
 
+class CheckpointsDoNotFit(TrainingError):
+    """train_dir holds checkpoints but none restores into this model: another model or config
+    made them. Starting from step 0 would save over them and rotate that run away, so training
+    refuses; supervisord does not restart exit 2 (bad input)."""
+    exit_code = 2
+
+
 class TrainingDiverged(TrainingError):
     """The loss is no longer a number. supervisord does not restart this exit code: the same
     run would only diverge again."""
@@ -240,16 +247,27 @@ class Trainer:
     def _restore(self) -> None:
         """Resumes from the newest checkpoint that restores, newest first: a save cut short
         (a full disk, a kill -9) must not stop the run from resuming from the one before."""
-        for path in reversed(self._checkpoints_in_train_dir()):
+        checkpoints = self._checkpoints_in_train_dir()
+        newest_reason = None
+        for path in reversed(checkpoints):
             path = str(self.train_dir / Path(path).name)
             try:
                 self.checkpoint.restore(path).assert_existing_objects_matched()
             except (tf.errors.OpError, ValueError, AssertionError) as error:
                 print(f"cannot restore {path} ({type(error).__name__}: {error}); trying an older "
                       f"checkpoint", flush=True)
+                if newest_reason is None:
+                    newest_reason = str(error).strip().splitlines()[0][:200].rstrip(".")
                 continue
             print(f"resumed from {Path(path).name}", flush=True)
             return
+        if checkpoints:
+            raise CheckpointsDoNotFit(
+                f"none of the {len(checkpoints)} checkpoints in {self.train_dir} restores into "
+                f"this model (train.model: {self.config.train.model}); the newest: "
+                f"{newest_reason}. Another model or config made them, and starting over would "
+                f"save over that run: go on with the config it was trained with, or give the new "
+                f"run another paths.train_dir")
         print(f"no checkpoint in {self.train_dir}; starting from step 0", flush=True)
 
     def _save(self, step: int) -> None:
