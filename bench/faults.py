@@ -16,6 +16,7 @@ every promise the appliance broke (empty when it held). tests/faults runs the qu
   eval_race          a checkpoint every step, keep_checkpoints 2, eval polling without pause
   bad_configs        a corpus of malformed configs: exit 2 naming the key or line, nothing
                      started, nothing written (natively; `container` runs it through the image)
+  changed_model      train.model changed on a train_dir that holds a run: refused, run kept
   bad_data           damaged, short or missing batch files, a download with the wrong MD5
   full_disk          train_dir on a small tmpfs that fills up, then space is freed
   neighbours         TensorBoard and eval killed: supervisord restarts them, training goes on
@@ -237,32 +238,31 @@ def restores(prefix: Path) -> str | None:
 
 
 def audit_checkpoints(train_dir: Path) -> tuple[int, int, list[str]]:
-    """(restorable, total, problems) over everything checkpoint-like in train_dir: every
-    model.ckpt-N.index, every data file without its index, every save's leftover _temp folder."""
+    """(restorable, checkpoints, problems): how many of the checkpoints in train_dir (each
+    model.ckpt-N.index) read back whole, and what else is wrong there: a checkpoint the state
+    file lists but the disk lacks or the other way round, and what a save cut short left (a
+    data file without its index, a _temp folder)."""
     problems = []
-    indexes = sorted(train_dir.glob("model.ckpt-*.index"))
-    prefixes = {path.with_suffix("") for path in indexes}
-    orphan_data = [path for path in train_dir.glob("model.ckpt-*.data-*")
-                   if Path(str(path).split(".data-")[0]) not in prefixes]
-    leftovers = [path for path in train_dir.glob("model.ckpt-*_temp*")]
+    prefixes = sorted(path.with_suffix("") for path in train_dir.glob("model.ckpt-*.index"))
     restorable = 0
-    for prefix in sorted(prefixes):
+    for prefix in prefixes:
         if (reason := restores(prefix)) is None:
             restorable += 1
         else:
             problems.append(f"{prefix.name} does not restore: {reason}")
     listed = set(listed_checkpoints(train_dir))
-    unlisted = [p.name for p in sorted(prefixes)
-                if int(p.name.rsplit("-", 1)[1]) not in listed]
+    unlisted = [p.name for p in prefixes if int(p.name.rsplit("-", 1)[1]) not in listed]
     if unlisted:
-        problems.append(f"checkpoints on disk that the state file does not list (never rotated "
-                        f"away): {unlisted}")
-    for path in orphan_data + leftovers:
-        problems.append(f"a partial save left on disk: {path.name}")
+        problems.append(f"checkpoints the state file does not list (never rotated away): "
+                        f"{unlisted}")
     missing = [step for step in listed if not (train_dir / f"model.ckpt-{step}.index").exists()]
     if missing:
         problems.append(f"the state file lists checkpoints that are not on disk: {missing}")
-    return restorable, len(prefixes) + len(orphan_data) + len(leftovers), problems
+    partial = [path for path in train_dir.glob("model.ckpt-*.data-*")
+               if Path(str(path).split(".data-")[0]) not in prefixes]
+    partial += train_dir.glob("model.ckpt-*_temp*")
+    problems += [f"a partial save left on disk: {path.name}" for path in partial]
+    return restorable, len(prefixes), problems
 
 
 # ---------------------------------------------------------------------------------------------
@@ -286,6 +286,7 @@ def crash_loop(folder: Path, kills: int, seed: int = 0) -> Outcome:
     log = StackLog(stack.log_file)
     faults: list[str] = []
     killed: list[dict] = []
+    after_kills = {"restorable": 0, "total": 0, "partial_saves": 0}
     stack.start()
     try:
         for _ in range(kills):
@@ -306,6 +307,14 @@ def crash_loop(folder: Path, kills: int, seed: int = 0) -> Outcome:
             log.wait(lambda: not alive(pid) and life.exit, 30, "supervisord to notice the kill")
             killed.append({"when": when, "life": life,
                            "checkpoint": newest_listed(stack.train_dir)})
+            # What the kill left is what the next trainer resumes from (it spends seconds
+            # importing TensorFlow before it touches a file).
+            restorable, total, problems = audit_checkpoints(stack.train_dir)
+            after_kills["restorable"] += restorable
+            after_kills["total"] += total
+            partial = [p for p in problems if p.startswith("a partial save")]
+            after_kills["partial_saves"] += len(partial)
+            faults += [f"after kill {len(killed)}: {p}" for p in problems if p not in partial]
         log.wait(lambda: log.matching(r"^train \| reached train\.max_steps"), 600,
                  f"the trainer to reach max_steps {max_steps}")
         reached_at, last = time.monotonic(), log.current("train")
@@ -346,7 +355,10 @@ def crash_loop(folder: Path, kills: int, seed: int = 0) -> Outcome:
         "steps_lost_per_kill_mean": round(sum(lost) / len(lost), 1) if lost else 0,
         "checkpoint_every_steps": every,
         "reached_max_steps": final == max_steps,
-        "restorable_checkpoints": f"{restorable}/{total}",
+        "restorable_checkpoints_after_each_kill": (f"{after_kills['restorable']}/"
+                                                   f"{after_kills['total']}"),
+        "partial_saves_left_by_kills": after_kills["partial_saves"],
+        "restorable_checkpoints_at_the_end": f"{restorable}/{total}",
         "eval_crashes": len(log.unexpected_exits("eval")),
     }, faults)
 
@@ -666,6 +678,43 @@ def bad_configs(folder: Path) -> Outcome:
               if (problem := refuses_bad_config(case, folder / f"case-{number:02d}"))]
     passed = len(BAD_CONFIGS) - len(faults)
     return Outcome("bad_configs", {"bad_configs_refused": f"{passed}/{len(BAD_CONFIGS)}"}, faults)
+
+
+def changed_model(folder: Path) -> Outcome:
+    """A config edit on a train_dir that holds a run: train.model cnn -> resnet. The trainer
+    must refuse (exit 2, naming train.model) and leave the run's checkpoints as they were, not
+    start from step 0 and save over them."""
+    settings = {"paths.train_dir": folder / "train", "paths.data_dir": folder / "data",
+                "data.source": "synthetic", "data.synthetic_train_examples": 500,
+                "data.synthetic_test_examples": 100, "eval.num_examples": 100,
+                "train.batch_size": 32, "train.checkpoint_every_steps": 10,
+                "train.max_steps": 20}
+
+    def train(**changes) -> subprocess.CompletedProcess:
+        overrides = [f"--set={key}={value}" for key, value in {**settings, **changes}.items()]
+        return subprocess.run([sys.executable, "-m", "app", "train", *overrides], cwd=REPO,
+                              env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True,
+                              text=True, timeout=300)
+
+    first = train()
+    if first.returncode != 0:
+        raise ScenarioError(f"the first run failed: {first.stdout[-2000:]}{first.stderr[-2000:]}")
+    def checkpoint_files() -> dict:
+        return {path: value for path, value in snapshot(folder / "train").items()
+                if path.startswith(("model.ckpt-", "checkpoint"))}
+
+    before = checkpoint_files()
+    changed = train(**{"train.model": "resnet", "resnet.width": 8, "train.max_steps": 40})
+    faults = []
+    if changed.returncode != EXIT_BAD_INPUT or "train.model" not in changed.stdout:
+        faults.append(f"the trainer exited {changed.returncode} without naming train.model: "
+                      f"{changed.stdout.strip()[-500:]}")
+    if checkpoint_files() != before:
+        faults.append("the run's checkpoints changed: the new model saved over them")
+    restorable, total, problems = audit_checkpoints(folder / "train")
+    return Outcome("changed_model", {"refused_with_exit": changed.returncode,
+                                     "old_run_restorable": f"{restorable}/{total}"},
+                   faults + problems)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1109,10 +1158,15 @@ def refuses_bad_config_in_container(podman, image: str, case: BadConfig,
 def container_scenarios(folder: Path) -> Outcome:
     """Builds the image with the container tests' harness (as their image_build fixture does),
     runs the security checks and the bad-config corpus through it, and cleans up after itself."""
+    from bench.startup import other_podman_processes
     from tests.container import debian_base
     from tests.container.conftest import BASE_IMAGE, IMAGE, host_ca_bundle
     from tests.container.podman import HostFootprint, IsolatedPodman, TrackedContainers
 
+    # The cleanup takes away the nf_tables tables that podman added meanwhile: with another
+    # podman at work (the container tests, bench.startup), each would take away the other's.
+    wait_until(lambda: not other_podman_processes(), 1800, "the other podman sessions to end",
+               interval=10)
     footprint = HostFootprint.now()
     podman = IsolatedPodman(folder / "podman")
     figures: dict = {}
@@ -1153,7 +1207,11 @@ def container_scenarios(folder: Path) -> Outcome:
         figures["bad_configs_refused_in_container"] = f"{refused}/{len(BAD_CONFIGS)}"
     finally:
         podman.reset()
-        footprint.restore()
+        if others := other_podman_processes():
+            print(f"left nf_tables and podman's host folders as they are: another podman "
+                  f"(pids {others}) may be using them", flush=True)
+        else:
+            footprint.restore()
     return Outcome("container", figures, faults)
 
 
@@ -1169,6 +1227,7 @@ def scenarios(size: Size, seed: int) -> dict:
                                                       seed),
         "eval_race": lambda folder: eval_race(folder, size.race_secs),
         "bad_configs": bad_configs,
+        "changed_model": changed_model,
         "bad_data": bad_data,
         "full_disk": full_disk,
         "neighbours": neighbours,

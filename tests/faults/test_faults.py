@@ -45,6 +45,10 @@ def test_bad_config_exits_2_naming_it_and_starts_and_writes_nothing(case, tmp_pa
     assert faults.refuses_bad_config(case, tmp_path / "case") is None
 
 
+def test_a_changed_model_is_refused_and_the_old_run_kept(tmp_path):
+    assert_held(faults.changed_model(tmp_path))
+
+
 def test_bad_data_is_refused_before_any_training(tmp_path):
     assert_held(faults.bad_data(tmp_path))
 
