@@ -1159,8 +1159,7 @@ def container_scenarios(folder: Path) -> Outcome:
     """Builds the image with the container tests' harness (as their image_build fixture does),
     runs the security checks and the bad-config corpus through it, and cleans up after itself."""
     from bench.startup import other_podman_processes
-    from tests.container import debian_base
-    from tests.container.conftest import BASE_IMAGE, IMAGE, host_ca_bundle
+    from tests.container.conftest import IMAGE, cpu_build_options, import_debian_base
     from tests.container.podman import HostFootprint, IsolatedPodman, TrackedContainers
 
     # The cleanup takes away the nf_tables tables that podman added meanwhile: with another
@@ -1172,13 +1171,9 @@ def container_scenarios(folder: Path) -> Outcome:
     figures: dict = {}
     faults: list[str] = []
     try:
-        tarball = debian_base.rootfs_tarball(folder)
-        podman("import", "--change", 'CMD ["/bin/bash"]', tarball, BASE_IMAGE, timeout=300)
-        options = ["--format", "docker", "--pull=never", "--build-arg", f"BASE_IMAGE={BASE_IMAGE}",
-                   "--build-arg", "TF_PACKAGE=tensorflow-cpu", "--tag", IMAGE]
-        if ca_bundle := host_ca_bundle():
-            options += ["--secret", f"id=ca_bundle,src={ca_bundle}"]
-        status, log = podman.stream("build", *options, REPO, timeout=1800)
+        import_debian_base(podman, folder)
+        status, log = podman.stream("build", *cpu_build_options(), "--tag", IMAGE, REPO,
+                                    timeout=1800)
         if status != 0:
             raise ScenarioError(f"podman build exited {status}: {log[-3000:]}")
 

@@ -176,19 +176,14 @@ def container_runs(runs: int, image: str | None, podman_root: Path | None) -> li
 
 
 def build_image(podman) -> str:
-    from tests.container import debian_base
-    from tests.container.conftest import BASE_IMAGE, IMAGE, REPO, host_ca_bundle
+    from tests.container.conftest import IMAGE, REPO, cpu_build_options, import_debian_base
 
     print("building the image (not timed as start-up) ...", flush=True)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="bench-debian-") as work_dir:
-        tarball = debian_base.rootfs_tarball(Path(work_dir))
-        podman("import", "--change", 'CMD ["/bin/bash"]', tarball, BASE_IMAGE, timeout=300)
-    options = ["--format", "docker", "--pull=never", "--build-arg", f"BASE_IMAGE={BASE_IMAGE}",
-               "--build-arg", "TF_PACKAGE=tensorflow-cpu", "--tag", IMAGE]
-    if ca_bundle := host_ca_bundle():
-        options += ["--secret", f"id=ca_bundle,src={ca_bundle}"]
-    status, log = podman.stream("build", *options, REPO, timeout=1800)
+        import_debian_base(podman, Path(work_dir))
+    status, log = podman.stream("build", *cpu_build_options(), "--tag", IMAGE, REPO,
+                                timeout=1800)
     if status != 0:
         raise RuntimeError(f"podman build exited {status}:\n{log[-4000:]}")
     print(f"built {IMAGE} in {time.monotonic() - started:.0f} s", flush=True)

@@ -88,12 +88,29 @@ def podman():
     assert not leftovers, f"the tests left behind {leftovers}"
 
 
+def import_debian_base(podman, work_dir: Path) -> None:
+    """Makes the local Debian base (debootstrap, cached) available to podman as BASE_IMAGE."""
+    tarball = debian_base.rootfs_tarball(work_dir)
+    podman("import", "--change", 'CMD ["/bin/bash"]', tarball, BASE_IMAGE, timeout=300)
+
+
+def cpu_build_options(base_image: str = BASE_IMAGE) -> list[str]:
+    """`podman build` options for the CPU flavor on the local base (all but the tag), with the
+    host's CA bundle as the build secret when there is one."""
+    options = ["--format", "docker",  # OCI images have no HEALTHCHECK
+               "--pull=never",
+               "--build-arg", f"BASE_IMAGE={base_image}",
+               "--build-arg", "TF_PACKAGE=tensorflow-cpu"]
+    if ca_bundle := host_ca_bundle():
+        options += ["--secret", f"id=ca_bundle,src={ca_bundle}"]
+    return options
+
+
 @pytest.fixture(scope="session")
 def base_image(podman, tmp_path_factory):
     started = time.monotonic()
     how = "cached debootstrap" if debian_base.cached_tarball() else "debootstrap"
-    tarball = debian_base.rootfs_tarball(tmp_path_factory.mktemp("debian"))
-    podman("import", "--change", 'CMD ["/bin/bash"]', tarball, BASE_IMAGE, timeout=300)
+    import_debian_base(podman, tmp_path_factory.mktemp("debian"))
     record(f"Debian base image ({how}, then import)", f"{time.monotonic() - started:.0f} s")
     yield BASE_IMAGE
     podman("rmi", "--force", BASE_IMAGE, check=False)
@@ -103,12 +120,7 @@ def base_image(podman, tmp_path_factory):
 def image_build(podman, base_image):
     """Builds the Dockerfile (CPU flavor) once; returns its log, how long it took, and the
     options it was built with (all but the tag)."""
-    options = ["--format", "docker",  # OCI images have no HEALTHCHECK
-               "--pull=never",
-               "--build-arg", f"BASE_IMAGE={base_image}",
-               "--build-arg", "TF_PACKAGE=tensorflow-cpu"]
-    if ca_bundle := host_ca_bundle():
-        options += ["--secret", f"id=ca_bundle,src={ca_bundle}"]
+    options = cpu_build_options(base_image)
     started = time.monotonic()
     status, log = podman.stream("build", *options, "--tag", IMAGE, REPO,
                                 timeout=BUILD_TIMEOUT_SECS)
