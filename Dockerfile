@@ -21,7 +21,7 @@ ARG BASE_IMAGE
 
 LABEL org.opencontainers.image.title="cifar10-appliance" \
       org.opencontainers.image.description="Trains, evaluates and shows (TensorBoard, port 6006) a CIFAR-10 classifier; state lives in /cifar10_train" \
-      org.opencontainers.image.version="0.1.0" \
+      org.opencontainers.image.version="0.2.0" \
       org.opencontainers.image.base.name="${BASE_IMAGE}"
 
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
@@ -68,12 +68,12 @@ RUN --mount=type=secret,id=ca_bundle \
     && pip install --no-cache-dir -r /opt/cifar10/requirements.txt "${TF_PACKAGE}"
 
 WORKDIR /app
+# The user's layer of the configuration: empty, for a file of theirs to be mounted over (the
+# defaults are app/defaults.yaml).
 COPY docker/config.yaml /etc/cifar10/config.yaml
 COPY entrypoint.sh /app/entrypoint.sh
-COPY docker/ /app/docker/
 COPY app/ /app/app/
 
-# A file of the user's own can be mounted over this copy of the defaults.
 ENV CIFAR10_CONFIG=/etc/cifar10/config.yaml \
     PYTHONPATH=/app
 

@@ -10,7 +10,7 @@
 #   entrypoint.sh COMMAND...      anything else is run as is (bash, ls /cifar10_train, ...)
 #
 # Environment:
-#   CIFAR10_CONFIG               your YAML config, laid over the defaults in docker/config.yaml
+#   CIFAR10_CONFIG               your YAML config, laid over the defaults in app/defaults.yaml
 #   CIFAR10_<SECTION>_<KEY>      one key, e.g. CIFAR10_TRAIN_MAX_STEPS=2000 (see config.yaml)
 #   PUID, PGID                   started as root: the uid/gid to run as. By default the owner of
 #                                paths.train_dir, so files on a mounted volume stay its owner's.
@@ -21,9 +21,10 @@
 #                                else python3)
 #   APPLIANCE_SUPERVISOR_SOCKET  supervisord's control socket (default below); `health` and
 #                                `supervisorctl` find supervisord through it
-# Exported for docker/supervisord.conf: APPLIANCE_HOME (this script's folder), PYTHON, PYTHONPATH.
+# Exported for app/supervisord.conf: APPLIANCE_HOME (this script's folder), PYTHON, PYTHONPATH.
 #
-# Exit status: 2 for a bad config, before anything starts; otherwise the program's own.
+# Exit status (app/exit_codes.py): 2 (BAD_INPUT) for a bad config, before anything starts;
+# otherwise the program's own.
 set -euo pipefail
 
 APPLIANCE_HOME=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -112,10 +113,9 @@ case "${1:-}" in
         prepare
         hand_output_to_owner
         # Prefixed like the supervised programs' lines, so that every line says whose it is.
-        "${run_as_owner[@]}" "$PYTHON" "$APPLIANCE_HOME/docker/prefix_output.py" data \
-            "$PYTHON" -m app data
+        "${run_as_owner[@]}" "$PYTHON" -m app.prefix_output data "$PYTHON" -m app data
         exec "${run_as_owner[@]}" "$PYTHON" -m supervisor.supervisord --nodaemon \
-            --configuration "$APPLIANCE_HOME/docker/supervisord.conf"
+            --configuration "$APPLIANCE_HOME/app/supervisord.conf"
         ;;
     train | eval | tensorboard | data | report)
         prepare
@@ -127,7 +127,7 @@ case "${1:-}" in
     supervisorctl)
         shift
         exec "$PYTHON" -m supervisor.supervisorctl \
-            --configuration "$APPLIANCE_HOME/docker/supervisord.conf" "$@"
+            --configuration "$APPLIANCE_HOME/app/supervisord.conf" "$@"
         ;;
     *)
         exec "$@"

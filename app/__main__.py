@@ -8,22 +8,25 @@
     check-config  print the resolved configuration, or say what is wrong with it
     health        exit 0 when the supervised programs and TensorBoard are as they should be
 
-Exit codes: 0 done; 2 bad configuration or bad input, with a message naming what and where;
-3 training diverged; anything else a crash (supervisord restarts the program).
+Exit codes (app/exit_codes.py): 0 done; 2 bad configuration or bad input, with a message naming
+what and where; 3 training diverged; anything else a crash (supervisord restarts the program).
+The programs' lines go through one logger, set up here (app/logs.py).
 """
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 
 # TensorFlow's C++ INFO lines (oneDNN, CPU features) drown the appliance's own log; warnings stay.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
-from app import config as configuration
+from app import config as configuration, logs
 from app.data import DataError
+from app.exit_codes import ExitCode
 
-EXIT_BAD_INPUT = 2
+log = logging.getLogger(__name__)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -48,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    logs.configure()
     arguments = _parser().parse_args(argv)
     try:
         config = configuration.load(arguments.config, arguments.overrides)
@@ -55,25 +59,25 @@ def main(argv: list[str] | None = None) -> int:
             configuration.check_paths(config)
         return _run(arguments, config)
     except configuration.ConfigError as error:
-        print(f"config error: {error}", file=sys.stderr, flush=True)
-        return EXIT_BAD_INPUT
+        log.error(f"config error: {error}")
+        return ExitCode.BAD_INPUT
     except DataError as error:
-        print(f"data error: {error}", file=sys.stderr, flush=True)
-        return EXIT_BAD_INPUT
+        log.error(f"data error: {error}")
+        return ExitCode.BAD_INPUT
 
 
 def _run(arguments, config) -> int:
     # Each command imports only what it needs: TensorFlow alone takes seconds to import.
     if arguments.command == "check-config":
-        print(config.to_yaml(), end="")
-        return 0
+        print(config.to_yaml(), end="")  # the command's answer, not a log line
+        return ExitCode.DONE
     if arguments.command == "data":
         from app import data
         batches = data.prepare(config.data, config.paths.data_dir)
         for split in ("train", "test"):
             images, _ = data.load_split(batches, split)
-            print(f"{split}: {len(images):,} images in {batches}")
-        return 0
+            log.info(f"{split}: {len(images):,} images in {batches}")
+        return ExitCode.DONE
     if arguments.command == "train":
         from app import train
         return train.main(config)
@@ -106,7 +110,8 @@ def _exec_tensorboard(config) -> int:
                # port of its own; the Python one keeps 6006 the appliance's only open port.
                "--load_fast", "false"]
     os.makedirs(config.paths.train_dir, exist_ok=True)
-    print("exec " + " ".join(command), flush=True)
+    log.info("exec " + " ".join(command))
+    sys.stdout.flush()
     os.execv(sys.executable, command)
 
 

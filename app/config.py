@@ -1,7 +1,7 @@
 """The configuration: YAML in, one typed, validated, frozen object out.
 
 Layers, each over the one before:
-  1. the packaged defaults, docker/config.yaml (every key, documented);
+  1. the packaged defaults, app/defaults.yaml (every key, documented);
   2. the user's file (--config FILE, or the CIFAR10_CONFIG environment variable): only the keys
      it changes;
   3. environment overrides CIFAR10_<SECTION>_<KEY>=value, e.g. CIFAR10_TRAIN_MAX_STEPS=2000;
@@ -10,11 +10,15 @@ Layers, each over the one before:
 Values given as text (layers 3 and 4) are read as YAML scalars, so "2000" is a number and "false"
 a boolean. Everything else is strict: an unknown key, a wrong type or a value out of range is a
 ConfigError whose message names the source (file and line, variable, or --set) and the key.
+
+A key that was renamed is still read under its old name for a release, with a one-line warning
+that names the new one (RENAMED_KEYS).
 """
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import logging
 import math
 import os
 import re
@@ -24,7 +28,7 @@ from typing import Any, Mapping
 
 import yaml
 
-DEFAULTS_FILE = Path(__file__).resolve().parent.parent / "docker" / "config.yaml"
+DEFAULTS_FILE = Path(__file__).resolve().parent / "defaults.yaml"
 CONFIG_FILE_VARIABLE = "CIFAR10_CONFIG"
 # What urllib can fetch the data set from (file: a copy on a mounted disk).
 URL_SCHEMES = ("http", "https", "ftp", "file")
@@ -32,6 +36,22 @@ URL_SCHEMES = ("http", "https", "ftp", "file")
 # data.synthetic_test_examples says.)
 CIFAR10_TEST_IMAGES = 10_000
 OVERRIDE_PREFIX = "CIFAR10_"
+
+# Old name -> new name, for keys renamed in 0.2 so that each name says what it chooses: the
+# recipe (not only the model), and each recipe's own keys in its own section. A section name
+# alone renames all of its keys.
+RENAMED_KEYS = {
+    "train.model": "train.recipe",
+    "train.initial_learning_rate": "tutorial.initial_learning_rate",
+    "train.learning_rate_decay_factor": "tutorial.learning_rate_decay_factor",
+    "train.epochs_per_decay": "tutorial.epochs_per_decay",
+    "train.weight_decay": "tutorial.weight_decay",
+    "resnet": "fast",
+}
+# Values an old key took that are named otherwise under the new one.
+RENAMED_VALUES = {"train.model": {"cnn": "tutorial", "resnet": "fast"}}
+
+log = logging.getLogger(__name__)
 
 
 class ConfigError(ValueError):
@@ -63,13 +83,9 @@ class DataConfig:
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    model: str = _field(choices=("cnn", "resnet"))
+    recipe: str = _field(choices=("tutorial", "fast"))
     max_steps: int = _field(minimum=1)
     batch_size: int = _field(minimum=1)
-    initial_learning_rate: float = _field(exclusive_minimum=0.0)
-    learning_rate_decay_factor: float = _field(exclusive_minimum=0.0, maximum=1.0)
-    epochs_per_decay: float = _field(exclusive_minimum=0.0)
-    weight_decay: float = _field(minimum=0.0)
     moving_average_decay: float = _field(minimum=0.0, maximum=1.0)
     checkpoint_every_steps: int = _field(minimum=0)
     checkpoint_every_secs: float = _field(minimum=0.0)
@@ -87,7 +103,15 @@ class TrainConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class ResNetConfig:
+class TutorialConfig:
+    initial_learning_rate: float = _field(exclusive_minimum=0.0)
+    learning_rate_decay_factor: float = _field(exclusive_minimum=0.0, maximum=1.0)
+    epochs_per_decay: float = _field(exclusive_minimum=0.0)
+    weight_decay: float = _field(minimum=0.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class FastConfig:
     width: int = _field(minimum=1)
     peak_learning_rate: float = _field(exclusive_minimum=0.0)
     warmup_fraction: float = _field(exclusive_minimum=0.0, maximum=1.0)
@@ -121,7 +145,8 @@ class Config:
     paths: PathsConfig
     data: DataConfig
     train: TrainConfig
-    resnet: ResNetConfig
+    tutorial: TutorialConfig
+    fast: FastConfig
     eval: EvalConfig
     tensorboard: TensorBoardConfig
 
@@ -145,9 +170,9 @@ def load(config_file: str | None = None, overrides: list[str] = (),
     raw = _read_yaml_file(DEFAULTS_FILE)
     user_file = config_file or environ.get(CONFIG_FILE_VARIABLE)
     if user_file:
-        _merge(raw, _read_yaml_file(Path(user_file)))
-    _merge(raw, _environment_overrides(environ))
-    _merge(raw, _command_line_overrides(overrides))
+        _merge(raw, _renamed(_read_yaml_file(Path(user_file))))
+    _merge(raw, _renamed(_environment_overrides(environ)))
+    _merge(raw, _renamed(_command_line_overrides(overrides)))
     return _build(raw)
 
 
@@ -194,7 +219,7 @@ def _read_yaml_file(path: Path) -> dict[str, dict[str, _Setting]]:
     for section_node, keys_node in document.value:
         section = _scalar_key(path, section_node)
         origin = f"{path}: line {section_node.start_mark.line + 1}"
-        _check_section(section, origin)
+        _check_section(RENAMED_KEYS.get(section, section), origin)
         # YAML would quietly keep only the last of two same keys: the other edit would be lost.
         if section in section_origins:
             raise ConfigError(f"{origin}: section '{section}' appears twice (first at "
@@ -243,6 +268,42 @@ def _command_line_overrides(overrides: list[str]) -> dict[str, dict[str, _Settin
             raise ConfigError(f"{origin}: expected --set section.key=value")
         raw.setdefault(section, {})[key] = _Setting(_parse_scalar(text, origin), origin)
     return raw
+
+
+def _renamed(layer: dict[str, dict[str, _Setting]]) -> dict[str, dict[str, _Setting]]:
+    """The layer with each renamed key under its new name, and a warning for each."""
+    renamed: dict[str, dict[str, _Setting]] = {}
+    for section, settings in layer.items():
+        for key, setting in settings.items():
+            old = f"{section}.{key}"
+            new = RENAMED_KEYS.get(old) or (f"{RENAMED_KEYS[section]}.{key}"
+                                            if section in RENAMED_KEYS else old)
+            if new != old:
+                value = setting.value
+                if isinstance(value, str):
+                    value = RENAMED_VALUES.get(old, {}).get(value, value)
+                setting = _Setting(value, setting.origin)
+                log.warning(f"{setting.origin}: '{old}' is now called '{new}' (write "
+                            f"{_how_to_write(new, value, setting.origin)}); the old name still "
+                            f"works in this release only")
+            new_section, new_key = new.split(".")
+            if new_key in renamed.get(new_section, {}):
+                raise ConfigError(f"{setting.origin}: '{new}' is set twice, once under an old "
+                                  f"name (also at {renamed[new_section][new_key].origin}); "
+                                  f"keep one")
+            renamed.setdefault(new_section, {})[new_key] = setting
+    return renamed
+
+
+def _how_to_write(dotted_key: str, value: Any, origin: str) -> str:
+    """The setting as the user would write it now, where they wrote it."""
+    text = yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+    if origin.startswith("environment variable"):
+        return f"{OVERRIDE_PREFIX}{dotted_key.replace('.', '_').upper()}={text}"
+    if origin.startswith("--set"):
+        return f"--set {dotted_key}={text}"
+    section, key = dotted_key.split(".")
+    return f"'{key}: {text}' under '{section}:'"
 
 
 def _parse_scalar(text: str, origin: str) -> Any:

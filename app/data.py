@@ -18,6 +18,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tarfile
@@ -30,7 +31,6 @@ from pathlib import Path
 import numpy as np
 
 IMAGE_SIZE = 32
-CROP_SIZE = 24  # the tutorial trains and evaluates on 24x24 crops
 CHANNELS = 3
 NUM_CLASSES = 10
 RECORD_BYTES = 1 + IMAGE_SIZE * IMAGE_SIZE * CHANNELS
@@ -42,6 +42,8 @@ TEST_FILE = "test_batch.bin"
 BATCHES_FOLDER = "cifar-10-batches-bin"
 ARCHIVE_NAME = "cifar-10-binary.tar.gz"
 SYNTHETIC_MANIFEST = "synthetic.json"
+
+log = logging.getLogger(__name__)
 
 
 class DataError(Exception):
@@ -123,7 +125,7 @@ def _download(url: str, destination: Path, attempts: int) -> None:
             return
         except (urllib.error.URLError, OSError, TimeoutError) as error:
             reason = getattr(error, "reason", None) or error
-            print(f"download attempt {attempt}/{attempts} of {url} failed: {reason}", flush=True)
+            log.info(f"download attempt {attempt}/{attempts} of {url} failed: {reason}")
             partial.unlink(missing_ok=True)
             if attempt < attempts:
                 time.sleep(2 ** attempt)
@@ -291,7 +293,7 @@ def training_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, au
     return dataset.with_options(options)
 
 
-def _random_crops(images, size: int):
+def random_crops(images, size: int):
     """A size x size window at a random place in each image, for the whole batch at once."""
     import tensorflow as tf
 
@@ -304,41 +306,17 @@ def _random_crops(images, size: int):
     return tf.gather(images, left[:, None] + window, axis=2, batch_dims=1)
 
 
-def _random_flips(images):
+def random_flips(images):
+    """Each image of the batch mirrored left-right, or not, at even odds."""
     import tensorflow as tf
 
     flip = tf.random.uniform([tf.shape(images)[0], 1, 1, 1]) < 0.5
     return tf.where(flip, tf.reverse(images, axis=[2]), images)
 
 
-def augment_batch(images):
-    """The tutorial's distortions, drawn per image but computed for the whole batch at once:
-    a random 24x24 crop, a random left-right flip, brightness and contrast jitter, then
-    per-image standardization. (Their randomness follows tf.random.set_seed.)"""
-    import tensorflow as tf
-
-    images = _random_flips(_random_crops(images, CROP_SIZE))
-    images = tf.cast(images, tf.float32)
-    batch = tf.shape(images)[0]
-    images += tf.random.uniform([batch, 1, 1, 1], -63.0, 63.0)
-    contrast = tf.random.uniform([batch, 1, 1, 1], 0.2, 1.8)
-    channel_means = tf.reduce_mean(images, axis=[1, 2], keepdims=True)
-    images = (images - channel_means) * contrast + channel_means
-    return tf.image.per_image_standardization(images)
-
-
-def flip_and_translate(images):
-    """The fast recipes' augmentation: a random flip and a shift of up to 4 pixels (the image
-    mirrored into the border), keeping the whole 32x32 image; then per-image standardization."""
-    import tensorflow as tf
-
-    padded = tf.pad(images, [[0, 0], [4, 4], [4, 4], [0, 0]], mode="REFLECT")
-    images = _random_flips(_random_crops(padded, IMAGE_SIZE))
-    return tf.image.per_image_standardization(tf.cast(images, tf.float32))
-
-
-def eval_images(images, size: int = CROP_SIZE):
-    """The central size x size crop, standardized: what eval and serving see."""
+def eval_images(images, size: int):
+    """The central size x size crop, standardized: what eval and serving see (the recipe's
+    input_size)."""
     import tensorflow as tf
 
     offset = (IMAGE_SIZE - size) // 2
@@ -347,7 +325,7 @@ def eval_images(images, size: int = CROP_SIZE):
 
 
 def eval_dataset(images: np.ndarray, labels: np.ndarray, num_examples: int, batch_size: int,
-                 size: int = CROP_SIZE):
+                 size: int):
     """The first num_examples test images, each exactly once, in order, centrally cropped."""
     import tensorflow as tf
 

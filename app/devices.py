@@ -26,7 +26,7 @@ def configure(threads: int = 0, gpu_memory_limit_mb: int = 0) -> list[str]:
 
 
 def mixed_precision_policy(setting: str, bfloat16_is_safe: bool) -> str:
-    """The Keras dtype policy for train.mixed_precision (see docker/config.yaml).
+    """The Keras dtype policy for train.mixed_precision (see app/defaults.yaml).
 
     Only bfloat16: it has float32's range, so it needs no loss scaling. `auto` takes it where the
     hardware has it (GPUs from Ampere on, CPUs with bfloat16 instructions) and the recipe is safe

@@ -3,7 +3,7 @@
 Every `eval.interval_secs` it looks at train_dir's `checkpoint` state file and evaluates each
 checkpoint it has not evaluated yet, oldest first: it restores the moving-average weights (or the
 raw ones), runs exactly `eval.num_examples` test images once each, as the recipe has them seen
-(app/recipes.py: centrally cropped to the size it trains on; the fast recipe also averages in each
+(app/recipes/: centrally cropped to the size it trains on; the fast recipe also averages in each
 image's mirror image), and records precision @ 1 and the mean cross entropy at the checkpoint's
 global step, in TensorBoard (train_dir/eval) and as one JSON line in train_dir/eval/results.jsonl.
 Those lines are also its memory: after a restart it goes on from the last one. Once it has
@@ -21,15 +21,19 @@ skipped, and eval moves on to the newest.
 from __future__ import annotations
 
 import datetime
+import logging
 import time
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
-from app import confusion, data, devices, export, model as models, projector, recipes, summaries
+from app import checkpoints, confusion, data, devices, export, projector, recipes, summaries
 from app.averages import MovingAverages
+from app.exit_codes import ExitCode
 from app.results import append_result, read_results
+
+log = logging.getLogger(__name__)
 
 
 class Evaluator:
@@ -43,7 +47,8 @@ class Evaluator:
         recipe = recipes.for_config(config)
         self.model = recipe.build_model()
         self.input_size = recipe.input_size
-        self.classifier = export.Classifier(models.logits_model(self.model), recipe.input_size,
+        self.embedding_layer = recipe.embedding_layer
+        self.classifier = export.Classifier(recipes.logits_model(self.model), recipe.input_size,
                                             recipe.test_time_flips)
 
         batches = data.prepare(config.data, config.paths.data_dir)
@@ -77,7 +82,7 @@ class Evaluator:
                                                  data.CHANNELS], tf.uint8)])
     def _embed_batch(self, images):
         standardized = data.eval_images(images, self.input_size)
-        embeddings = self.model(standardized, training=False)[projector.EMBEDDING_LAYER]
+        embeddings = self.model(standardized, training=False)[recipes.EMBEDDING]
         # Predicted as eval counts (with the fast recipe's mirror images), so that the
         # projector's `correct` column agrees with precision @ 1.
         predictions = tf.argmax(self.classifier.logits(standardized), 1, output_type=tf.int32)
@@ -134,8 +139,8 @@ class Evaluator:
         append_result(self.eval_dir, result)
         self.evaluated_steps.add(step)
         self.evaluations_done += 1
-        print(f"precision @ 1 = {result['precision_at_1']:.3f} (step {step}; "
-              f"loss {result['loss']:.3f}; {self.num_examples} examples)", flush=True)
+        log.info(f"precision @ 1 = {result['precision_at_1']:.3f} (step {step}; "
+                 f"loss {result['loss']:.3f}; {self.num_examples} examples)")
         return result
 
     def _projector_due(self, step: int) -> bool:
@@ -151,10 +156,10 @@ class Evaluator:
         embeddings = np.concatenate([batch[0].numpy() for batch in embedded])
         predictions = np.concatenate([batch[1].numpy() for batch in embedded])
         try:
-            projector.write(self.eval_dir, step, self.projector_images, self.projector_labels,
-                            embeddings, predictions, data.CLASS_NAMES)
+            projector.write(self.eval_dir, step, self.embedding_layer, self.projector_images,
+                            self.projector_labels, embeddings, predictions, data.CLASS_NAMES)
         except (OSError, tf.errors.OpError) as error:  # the projector is a view; eval goes on
-            print(f"could not write the projector's files for step {step}: {error}", flush=True)
+            log.info(f"could not write the projector's files for step {step}: {error}")
 
     def _export_if_best(self, result: dict) -> None:
         if not export.improves_on_export(result, self.train_dir):
@@ -162,11 +167,11 @@ class Evaluator:
         try:
             path = export.export(self.classifier, result, self.train_dir)
         except (OSError, tf.errors.OpError) as error:
-            print(f"could not export step {result['step']}: {error}; the previous export stays",
-                  flush=True)
+            log.info(f"could not export step {result['step']}: {error}; the previous export "
+                     f"stays")
             return
-        print(f"exported step {result['step']} (the best so far, precision @ 1 = "
-              f"{result['precision_at_1']:.3f}) to {path}", flush=True)
+        log.info(f"exported step {result['step']} (the best so far, precision @ 1 = "
+                 f"{result['precision_at_1']:.3f}) to {path}")
 
     def evaluate_pending(self) -> None:
         """Evaluates every checkpoint on disk not evaluated yet, oldest first."""
@@ -175,56 +180,44 @@ class Evaluator:
                 self.evaluate(path)
             except tf.errors.OpError as error:
                 self.skipped += 1
-                print(f"skipped {Path(path).name}: gone or incomplete while being read "
-                      f"({error.message.strip()}); moving on", flush=True)
+                log.info(f"skipped {Path(path).name}: gone or incomplete while being read "
+                         f"({error.message.strip()}); moving on")
 
     def evaluate_newest(self) -> dict | None:
         """--once: the newest checkpoint, retried with the then-newest if rotation takes it."""
         for _ in range(3):
-            checkpoints = _checkpoints_on_disk(self.train_dir)
-            if not checkpoints:
+            newest = checkpoints.newest(self.train_dir)
+            if newest is None:
                 return None
             try:
-                return self.evaluate(checkpoints[-1])
+                return self.evaluate(str(newest))
             except tf.errors.OpError as error:
                 self.skipped += 1
-                print(f"skipped {Path(checkpoints[-1]).name}: {error.message.strip()}", flush=True)
+                log.info(f"skipped {newest.name}: {error.message.strip()}")
         return None
 
     def _pending_checkpoints(self) -> list[str]:
-        return [path for path in _checkpoints_on_disk(self.train_dir)
-                if _step_of(path) not in self.evaluated_steps]
+        return [str(path) for path in checkpoints.listed(self.train_dir)
+                if checkpoints.step_of(path) not in self.evaluated_steps]
 
     def watch(self) -> int:
         max_steps = self.config.train.max_steps
-        print(f"watching {self.train_dir} for checkpoints every "
-              f"{self.config.eval.interval_secs:g} s", flush=True)
+        log.info(f"watching {self.train_dir} for checkpoints every "
+                 f"{self.config.eval.interval_secs:g} s")
         while max(self.evaluated_steps, default=-1) < max_steps:
             self.evaluate_pending()
             if max(self.evaluated_steps, default=-1) >= max_steps:
                 break
             time.sleep(self.config.eval.interval_secs)
-        print(f"evaluated the checkpoint at train.max_steps = {max_steps}; done", flush=True)
-        return 0
-
-
-def _checkpoints_on_disk(train_dir: Path) -> list[str]:
-    state = tf.train.get_checkpoint_state(str(train_dir))
-    if state is None:
-        return []
-    paths = [str(train_dir / Path(path).name) for path in state.all_model_checkpoint_paths]
-    return sorted(paths, key=_step_of)
-
-
-def _step_of(checkpoint_path: str) -> int:
-    return int(checkpoint_path.rsplit("-", 1)[1])
+        log.info(f"evaluated the checkpoint at train.max_steps = {max_steps}; done")
+        return ExitCode.DONE
 
 
 def main(config, once: bool = False) -> int:
     evaluator = Evaluator(config)
     if once:
         if evaluator.evaluate_newest() is None:
-            print(f"error: no readable checkpoint in {evaluator.train_dir}", flush=True)
-            return 2
-        return 0
+            log.error(f"error: no readable checkpoint in {evaluator.train_dir}")
+            return ExitCode.BAD_INPUT
+        return ExitCode.DONE
     return evaluator.watch()

@@ -20,10 +20,11 @@ import xmlrpc.client
 
 from supervisor.xmlrpc import SupervisorTransport
 
-# The one name for the socket's location: docker/supervisord.conf reads it, entrypoint.sh gives
+from app.exit_codes import ExitCode
+
+# The one name for the socket's location: app/supervisord.conf reads it, entrypoint.sh gives
 # it its default. Deliberately not CIFAR10_*: those are config overrides (CIFAR10_TRAIN_MAX_STEPS).
 SOCKET_VARIABLE = "APPLIANCE_SUPERVISOR_SOCKET"
-FINISHED_CLEANLY = 0
 PROGRAMS_THAT_MAY_FINISH = ("train", "eval")
 PROGRAMS_THAT_MUST_RUN = ("tensorboard",)
 TIMEOUT_SECS = 5
@@ -34,16 +35,16 @@ def main(config) -> int:
     if not socket_path:
         print(f"unhealthy: {SOCKET_VARIABLE} is not set, so supervisord's socket is unknown "
               "(run `entrypoint.sh health`, which sets it)")
-        return 1
+        return ExitCode.UNHEALTHY
     socket.setdefaulttimeout(TIMEOUT_SECS)  # a hung supervisord must not hang the health check
     problems = program_problems(socket_path) + tensorboard_problems(config.tensorboard.port)
     for problem in problems:
         print(f"unhealthy: {problem}")
     if problems:
-        return 1
+        return ExitCode.UNHEALTHY
     print(f"healthy: train, eval and tensorboard as expected; TensorBoard answers on port "
           f"{config.tensorboard.port}")
-    return 0
+    return ExitCode.DONE
 
 
 def program_problems(socket_path: str) -> list[str]:
@@ -62,7 +63,7 @@ def program_problems(socket_path: str) -> list[str]:
         if state == "RUNNING":
             continue
         if (name in PROGRAMS_THAT_MAY_FINISH and state == "EXITED"
-                and process["exitstatus"] == FINISHED_CLEANLY):
+                and process["exitstatus"] == ExitCode.DONE):
             continue
         detail = f" with status {process['exitstatus']}" if state == "EXITED" else ""
         if process.get("spawnerr"):

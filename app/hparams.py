@@ -34,15 +34,14 @@ METRICS = (
 
 def hyperparameters(config) -> dict:
     """What decides what the run learns, named as in --set (train.batch_size): every train key
-    but the bookkeeping ones, so that a new one shows up without a change here; the model's own
-    section where it has one (resnet.width); the data it learns from, and how eval measures it.
-    Unset values (a null seed) are left out: the plugin takes no None."""
+    but the bookkeeping ones, so that a new one shows up without a change here; the recipe's own
+    section (tutorial.initial_learning_rate, fast.width); the data it learns from, and how eval
+    measures it. Unset values (a null seed) are left out: the plugin takes no None."""
     values = {f"train.{key}": value for key, value in dataclasses.asdict(config.train).items()
               if key not in TRAIN_BOOKKEEPING}
-    model_recipe = getattr(config, config.train.model, None)  # a model's own section, if any
-    if dataclasses.is_dataclass(model_recipe):
-        values.update({f"{config.train.model}.{key}": value
-                       for key, value in dataclasses.asdict(model_recipe).items()})
+    recipe = config.train.recipe  # each recipe's hyperparameters are the section of its name
+    values.update({f"{recipe}.{key}": value
+                   for key, value in dataclasses.asdict(getattr(config, recipe)).items()})
     values["data.source"] = config.data.source
     if config.data.source == "synthetic":
         values["data.synthetic_train_examples"] = config.data.synthetic_train_examples

@@ -1,7 +1,8 @@
 """The Projector tab: a fixed sample of test images placed by what the network makes of them.
 
 At an evaluation, eval passes the first `eval.projector_examples` test images through the restored
-network and hands their penultimate-layer activations (local4, 192 numbers an image) to `write`.
+network and hands the activations of the recipe's embedding layer (the tutorial's local4, 192
+numbers an image; the fast recipe's features, 512) to `write`.
 TensorBoard's Projector then shows them in PCA or T-SNE, each point a thumbnail from the sprite,
 coloured by any column of the metadata: the true class, the predicted class, or whether the two
 agree. Clusters that separate by class are what a network that has learned looks like.
@@ -10,7 +11,7 @@ Files, in the eval run's folder where the projector looks for them:
 
     train_dir/eval/projector_config.pbtxt   one embedding per kept step, the newest first
     train_dir/eval/projector/
-        local4-step-<step>.tsv              the activations, one image a row
+        <layer>-step-<step>.tsv             the activations, one image a row (e.g. local4-step-300)
         metadata-step-<step>.tsv            index, class, predicted, correct (a header row first)
         sprite-<images>.png                 the images' thumbnails in a square grid, 32x32 each
         written_at_step-<step>.*            a marker checkpoint (see MARKER_NAME)
@@ -34,11 +35,10 @@ from tensorboard.plugins.projector import ProjectorConfig
 
 from app.data import IMAGE_SIZE
 
-EMBEDDING_LAYER = "local4"
 KEPT_STEPS = 5
 FILES_FOLDER = "projector"
 CONFIG_FILE = "projector_config.pbtxt"
-EMBEDDING_FILE = re.compile(rf"^{EMBEDDING_LAYER}-step-(\d+)\.tsv$")
+METADATA_FILE = re.compile(r"^metadata-step-(\d+)\.tsv$")
 # TensorBoard re-reads a run's projector config only when the run's newest checkpoint changes;
 # without one of its own, the eval run would inherit the trainer's (in the parent folder), show
 # the trainer's weight matrices as embeddings, and miss the embedding written after training's
@@ -46,10 +46,10 @@ EMBEDDING_FILE = re.compile(rf"^{EMBEDDING_LAYER}-step-(\d+)\.tsv$")
 MARKER_NAME = f"{FILES_FOLDER}/written_at_step"
 
 
-def write(eval_dir: Path, step: int, images: np.ndarray, labels: np.ndarray,
+def write(eval_dir: Path, step: int, layer: str, images: np.ndarray, labels: np.ndarray,
           embeddings: np.ndarray, predictions: np.ndarray, class_names) -> Path:
-    """Writes one step's embedding beside the kept ones and points the projector at them.
-    Returns the folder of the files."""
+    """Writes one step's embedding (the activations of `layer`) beside the kept ones and points
+    the projector at them. Returns the folder of the files."""
     folder = Path(eval_dir) / FILES_FOLDER
     folder.mkdir(parents=True, exist_ok=True)
     sprite = folder / f"sprite-{len(images)}.png"
@@ -59,14 +59,14 @@ def write(eval_dir: Path, step: int, images: np.ndarray, labels: np.ndarray,
     _write_atomically(folder / f"metadata-step-{step}.tsv",
                       lambda path: Path(path).write_text(
                           metadata_table(labels, predictions, class_names), encoding="utf-8"))
-    _write_atomically(folder / f"{EMBEDDING_LAYER}-step-{step}.tsv",
+    _write_atomically(folder / _embedding_file(layer, step),
                       lambda path: np.savetxt(path, embeddings, fmt="%.5g", delimiter="\t"))
     # {step: images}: a sample size changed between runs leaves embeddings of another size.
-    kept = {step: _count_lines(folder / f"{EMBEDDING_LAYER}-step-{step}.tsv")
-            for step in _newest_steps(folder)}
+    kept = {step: _count_lines(folder / _embedding_file(layer, step))
+            for step in _newest_steps(folder, layer)}
     _write_atomically(Path(eval_dir) / CONFIG_FILE, lambda path: Path(path).write_text(
-        text_format.MessageToString(_config(kept)), encoding="utf-8"))
-    _forget_older_steps(folder, kept)
+        text_format.MessageToString(_config(layer, kept)), encoding="utf-8"))
+    _forget_older_steps(folder, layer, kept)
     _mark(Path(eval_dir), step)
     return folder
 
@@ -92,30 +92,39 @@ def metadata_table(labels: np.ndarray, predictions: np.ndarray, class_names) -> 
     return "\n".join(rows) + "\n"
 
 
-def _newest_steps(folder: Path) -> list[int]:
+def _embedding_file(layer: str, step: int) -> str:
+    return f"{layer}-step-{step}.tsv"
+
+
+def _embedding_file_pattern(layer: str) -> re.Pattern:
+    return re.compile(rf"^{re.escape(layer)}-step-(\d+)\.tsv$")
+
+
+def _newest_steps(folder: Path, layer: str) -> list[int]:
+    pattern = _embedding_file_pattern(layer)
     steps = [int(match.group(1)) for path in folder.iterdir()
-             if (match := EMBEDDING_FILE.match(path.name))]
+             if (match := pattern.match(path.name))]
     return sorted(steps, reverse=True)[:KEPT_STEPS]
 
 
-def _config(kept: dict[int, int]) -> ProjectorConfig:
+def _config(layer: str, kept: dict[int, int]) -> ProjectorConfig:
     config = ProjectorConfig()
     for step, images in kept.items():
         embedding = config.embeddings.add()
         # Paths are relative to the config's folder, train_dir/eval.
-        embedding.tensor_name = f"{EMBEDDING_LAYER} @ step {step}"
-        embedding.tensor_path = f"{FILES_FOLDER}/{EMBEDDING_LAYER}-step-{step}.tsv"
+        embedding.tensor_name = f"{layer} @ step {step}"
+        embedding.tensor_path = f"{FILES_FOLDER}/{_embedding_file(layer, step)}"
         embedding.metadata_path = f"{FILES_FOLDER}/metadata-step-{step}.tsv"
         embedding.sprite.image_path = f"{FILES_FOLDER}/sprite-{images}.png"
         embedding.sprite.single_image_dim.extend([IMAGE_SIZE, IMAGE_SIZE])
     return config
 
 
-def _forget_older_steps(folder: Path, kept: dict[int, int]) -> None:
+def _forget_older_steps(folder: Path, layer: str, kept: dict[int, int]) -> None:
     referenced = {f"sprite-{images}.png" for images in kept.values()}
+    embedding_file = _embedding_file_pattern(layer)
     for path in folder.iterdir():
-        match = EMBEDDING_FILE.match(path.name) or re.match(r"^metadata-step-(\d+)\.tsv$",
-                                                            path.name)
+        match = embedding_file.match(path.name) or METADATA_FILE.match(path.name)
         stale = match and int(match.group(1)) not in kept
         unused_sprite = path.name.startswith("sprite-") and path.name not in referenced
         left_by_a_kill = path.name.startswith(".")  # a temporary file of _write_atomically

@@ -23,9 +23,9 @@ from PIL import Image, ImageDraw, ImageFont
 
 from app import results as records
 from app.data import NUM_CLASSES
+from app.exit_codes import ExitCode
 
 PLOT_NAME = "precision_at_1.png"
-EXIT_NO_RESULTS = 2
 
 WIDTH, HEIGHT = 800, 450
 LEFT, RIGHT, TOP, BOTTOM = 70, 30, 50, 60  # margins around the plotting area
@@ -43,7 +43,7 @@ def main(config, plot_path: str | None = None) -> int:
     if not results:
         print(f"no evaluations yet: {results_file} is missing or empty "
               f"(eval writes a line there per checkpoint it evaluates)")
-        return EXIT_NO_RESULTS
+        return ExitCode.BAD_INPUT
     print(f"{len(results)} evaluated checkpoints in {results_file}\n")
     print(table(results))
     best = max(results, key=records.goodness)
@@ -56,7 +56,7 @@ def main(config, plot_path: str | None = None) -> int:
     plot = Path(plot_path) if plot_path else eval_dir / PLOT_NAME
     write_plot(results, plot)
     print(f"plot: {plot}")
-    return 0
+    return ExitCode.DONE
 
 
 def table(results: list[dict]) -> str:

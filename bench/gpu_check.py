@@ -2,7 +2,7 @@
 
     python -m bench.gpu_check [--seconds-per-config 4] [--together-secs 60] [--allow-cpu]
 
-1. Speed: for every model app.model.MODELS offers, the real Trainer (its pipeline, train_step and
+1. Speed: for every recipe of app.recipes.RECIPES, the real Trainer (its pipeline, train_step and
    summary cadence) in float32 and in mixed precision (bfloat16), each without and with XLA,
    through the config keys train.mixed_precision and train.xla. Images per second, and the
    GPU memory the configuration peaked at.
@@ -31,27 +31,12 @@ SYNC_EVERY = 10             # as the trainer's log lines do
 OUT_OF_MEMORY = re.compile(r"OOM|out of memory|RESOURCE_EXHAUSTED|ResourceExhausted", re.I)
 
 
-def config_choice(key: str, *spellings: str) -> str:
-    """The first of `spellings` that train.<key> accepts (the config's words have changed)."""
-    import dataclasses
-
-    from app import config as configuration
-
-    field = {f.name: f for f in dataclasses.fields(configuration.TrainConfig)}[key]
-    return next(word for word in spellings if word in field.metadata["choices"])
+# How each configuration is called here, and its train.mixed_precision / train.xla value.
+PRECISIONS = {"float32": "float32", "mixed bfloat16": "bfloat16"}
+XLA_SETTINGS = {"XLA off": "disabled", "XLA on": "enabled"}
 
 
-def precision_settings() -> dict[str, str]:
-    return {"float32": config_choice("mixed_precision", "float32", "off"),
-            "mixed bfloat16": config_choice("mixed_precision", "bfloat16")}
-
-
-def xla_settings() -> dict[str, str]:
-    return {"XLA off": config_choice("xla", "disabled", "off"),
-            "XLA on": config_choice("xla", "enabled", "on")}
-
-
-def speed_matrix(models: list[str], seconds: float, folder: Path) -> list[dict]:
+def speed_matrix(recipes: list[str], seconds: float, folder: Path) -> list[dict]:
     import tensorflow as tf
 
     from app import config as configuration
@@ -60,15 +45,14 @@ def speed_matrix(models: list[str], seconds: float, folder: Path) -> list[dict]:
 
     on_gpu = bool(tf.config.list_physical_devices("GPU"))
     rows = []
-    for model, (precision, precision_key), (xla, xla_key) in itertools.product(
-            models, precision_settings().items(), xla_settings().items()):
-        run_dir = folder / f"{model}-{precision_key}-{xla_key}"
+    for recipe, (precision, precision_key), (xla, xla_key) in itertools.product(
+            recipes, PRECISIONS.items(), XLA_SETTINGS.items()):
+        run_dir = folder / f"{recipe}-{precision_key}-{xla_key}"
         config = configuration.load(overrides=[
             f"paths.train_dir={run_dir}", f"paths.data_dir={folder}/data",
-            "data.source=synthetic", f"train.model={model}",
-            # Quoted: --set values are read as YAML, where a bare on/off is a boolean.
-            f"train.mixed_precision='{precision_key}'", f"train.xla='{xla_key}'"], environ={})
-        row = {"model": model, "precision": precision, "xla": xla,
+            "data.source=synthetic", f"train.recipe={recipe}",
+            f"train.mixed_precision={precision_key}", f"train.xla={xla_key}"], environ={})
+        row = {"recipe": recipe, "precision": precision, "xla": xla,
                "batch_size": config.train.batch_size}
         try:
             trainer = Trainer(config)
@@ -91,14 +75,14 @@ def speed_matrix(models: list[str], seconds: float, folder: Path) -> list[dict]:
 
 def print_speed_row(row: dict, header: bool) -> None:
     if header:
-        print(f"{'model':<8} {'precision':<15} {'XLA':<8} {'batch':>5} {'img/s':>9} "
+        print(f"{'recipe':<8} {'precision':<15} {'XLA':<8} {'batch':>5} {'img/s':>9} "
               f"{'warm-up s':>10} {'GPU peak MiB':>13}")
     if "error" in row:
-        print(f"{row['model']:<8} {row['precision']:<15} {row['xla']:<8} "
+        print(f"{row['recipe']:<8} {row['precision']:<15} {row['xla']:<8} "
               f"{row['batch_size']:>5} FAILED: {row['error']}", flush=True)
         return
     peak = f"{row['gpu_peak_mib']:.0f}" if "gpu_peak_mib" in row else "-"
-    print(f"{row['model']:<8} {row['precision']:<15} {row['xla']:<8} {row['batch_size']:>5} "
+    print(f"{row['recipe']:<8} {row['precision']:<15} {row['xla']:<8} {row['batch_size']:>5} "
           f"{row['img_per_s']:>9.0f} {row['warmup_secs']:>10.1f} {peak:>13}", flush=True)
 
 
@@ -175,17 +159,17 @@ def train_and_eval_together(seconds: float, folder: Path) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds-per-config", type=float, default=4.0,
-                        help="timed seconds per model/precision/XLA configuration (default 4)")
+                        help="timed seconds per recipe/precision/XLA configuration (default 4)")
     parser.add_argument("--together-secs", type=float, default=60.0,
                         help="seconds train and eval share the GPU (default 60; 0 skips)")
-    parser.add_argument("--models", help="comma-separated (default: all of app.model.MODELS)")
+    parser.add_argument("--recipes", help="comma-separated (default: all of app.recipes.RECIPES)")
     parser.add_argument("--allow-cpu", action="store_true",
                         help="run without a GPU (to check this script on a CPU machine)")
     arguments = parser.parse_args()
 
     import tensorflow as tf
 
-    from app import model as app_models
+    from app.recipes import RECIPES
     from bench import machine
 
     gpus = tf.config.list_physical_devices("GPU")
@@ -198,11 +182,11 @@ def main() -> int:
               "driver visible?). --allow-cpu runs the check on the CPU anyway.")
         return 2
 
-    models = arguments.models.split(",") if arguments.models else list(app_models.MODELS)
-    print(f"models: {', '.join(models)}; {arguments.seconds_per_config:g} s timed per "
+    recipes = arguments.recipes.split(",") if arguments.recipes else list(RECIPES)
+    print(f"recipes: {', '.join(recipes)}; {arguments.seconds_per_config:g} s timed per "
           f"configuration\n")
     with tempfile.TemporaryDirectory(prefix="bench-gpu-check-") as folder:
-        rows = speed_matrix(models, arguments.seconds_per_config, Path(folder))
+        rows = speed_matrix(recipes, arguments.seconds_per_config, Path(folder))
         together = (train_and_eval_together(arguments.together_secs, Path(folder) / "together")
                     if arguments.together_secs > 0 else None)
 

@@ -5,7 +5,7 @@
 # About 5 minutes on one GPU once the packages are there (bench/RESULTS.md has the figures).
 #
 #   bench/gpu_check.sh [--wheels DIR] [--skip-install] [--venv DIR] [--allow-cpu]
-#                      [--seconds-per-config S] [--together-secs S] [--models cnn,resnet]
+#                      [--seconds-per-config S] [--together-secs S] [--recipes tutorial,fast]
 #
 #   --wheels DIR      install offline from the wheels in DIR (pip --no-index --find-links DIR);
 #                     fill it on a machine with internet:
@@ -33,7 +33,7 @@ while (($#)); do
         --skip-install) INSTALL=0; shift ;;
         --venv) VENV=$2; shift 2 ;;
         --allow-cpu) CHECK_ARGS+=(--allow-cpu); shift ;;
-        --seconds-per-config | --together-secs | --models) CHECK_ARGS+=("$1" "$2"); shift 2 ;;
+        --seconds-per-config | --together-secs | --recipes) CHECK_ARGS+=("$1" "$2"); shift 2 ;;
         -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) echo "gpu_check.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac

@@ -1,4 +1,5 @@
-"""Local response normalization, TensorFlow's op against the same sum as a banded matmul.
+"""Local response normalization: TensorFlow's op against the banded matmul the tutorial recipe
+uses (app/recipes/tutorial.py).
 
     .venv/bin/python -m bench.lrn [--rounds 8]
 
@@ -24,23 +25,13 @@ import keras
 import tensorflow as tf
 
 from app import data
+from app.recipes.tutorial import CROP_SIZE
+from app.recipes.tutorial import local_response_normalization as banded_matmul_lrn
 from bench import machine
 from bench.throughput import tensorflow_lrn, user_written_tutorial_cnn
 
-DEPTH_RADIUS, BIAS, ALPHA, BETA = 4, 1.0, 0.001 / 9.0, 0.75
 BATCH_SIZE = 128
 STEPS_PER_TIMING = 5
-
-
-def banded_matmul_lrn(x):
-    """The same normalization as tensorflow_lrn: the channel-window sum of squares as a matmul
-    with a band matrix, and the power as exp(-beta * log(.)) (tf.pow's kernel is slow)."""
-    channels = x.shape[-1]
-    index = tf.range(channels)
-    band = tf.cast(tf.abs(index[:, None] - index[None, :]) <= DEPTH_RADIUS, x.dtype)
-    squares = tf.reshape(tf.square(x), [-1, channels])
-    window_sums = tf.reshape(tf.matmul(squares, band), tf.shape(x))
-    return x * tf.exp(-BETA * tf.math.log(BIAS + ALPHA * window_sums))
 
 
 def tensorflow_lrn_any_dtype(x):
@@ -100,7 +91,7 @@ def main() -> int:
           f"{agrees['forward_max_relative_difference']:.1e}, the gradient by "
           f"{agrees['gradient_max_relative_difference']:.1e} (relative to the largest value)\n")
 
-    images = tf.random.normal([BATCH_SIZE, data.CROP_SIZE, data.CROP_SIZE, data.CHANNELS])
+    images = tf.random.normal([BATCH_SIZE, CROP_SIZE, CROP_SIZE, data.CHANNELS])
     labels = tf.random.uniform([BATCH_SIZE], 0, data.NUM_CLASSES, tf.int32)
     variants = {
         ("float32", "TensorFlow's op"): training_step(tensorflow_lrn, "float32"),

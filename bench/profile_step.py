@@ -93,7 +93,7 @@ def main() -> int:
     steps = arguments.steps
     kind = "summary" if arguments.summary_step else "plain"
     print(machine.headline(machine.describe()))
-    print(f"{steps} {kind} steps of {config.train.model}, batch {trainer.global_batch_size}: "
+    print(f"{steps} {kind} steps of {config.train.recipe}, batch {trainer.global_batch_size}: "
           f"{busy_us / steps / 1000:.1f} ms of op self time per step, summed over all threads\n")
 
     by_group = collections.Counter()

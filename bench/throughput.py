@@ -1,7 +1,7 @@
 """Throughput: our trainer against the Keras peer and against the machine's limit, in one run.
 
     .venv/bin/python -m bench.throughput [--rounds 20] [--window-steps 20]
-        [--set train.mixed_precision=bfloat16] [--banded-lrn]
+        [--set train.mixed_precision=bfloat16]
 
 Three contenders train the same tutorial model, at the same batch size, on the same synthetic
 images, in this one process:
@@ -33,7 +33,9 @@ import time
 import keras
 import tensorflow as tf
 
-from app import config as configuration, data, model as models
+from app import config as configuration, data
+from app.flops import training_flops_per_image
+from app.recipes.tutorial import CROP_SIZE
 from app.train import Trainer
 from bench import machine
 
@@ -61,15 +63,6 @@ def benchmark_config(folder: str, batch_size: int | None, overrides: list[str]):
         overrides.append(f"train.batch_size={batch_size}")
     # environ={}: a CIFAR10_* variable in the caller's shell must not change what is measured.
     return configuration.load(overrides=overrides, environ={})
-
-
-def use_banded_matmul_lrn() -> None:
-    """An experiment, not the product: builds app.model's CNN with bench.lrn's LRN, to show
-    what the change to app/model.py proposed in bench/RESULTS.md would give."""
-    from bench.lrn import banded_matmul_lrn
-
-    models._local_response_normalization = (
-        lambda name: keras.layers.Lambda(banded_matmul_lrn, name=name))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -131,7 +124,7 @@ def guide_pipeline(images, labels, batch_size: int) -> tf.data.Dataset:
 
     def distort(image, label):
         image = tf.cast(image, tf.float32)
-        image = tf.image.random_crop(image, [data.CROP_SIZE, data.CROP_SIZE, data.CHANNELS])
+        image = tf.image.random_crop(image, [CROP_SIZE, CROP_SIZE, data.CHANNELS])
         image = tf.image.random_flip_left_right(image)
         image = tf.image.random_brightness(image, max_delta=63)
         image = tf.image.random_contrast(image, lower=0.2, upper=1.8)
@@ -161,8 +154,9 @@ def tensorflow_lrn(x):
 
 def user_written_tutorial_cnn(lrn_function=tensorflow_lrn) -> keras.Model:
     """The tutorial's network as a user writes it in Keras: the same layers, sizes and FLOPs as
-    app.model's `cnn`, with TensorFlow's own LRN op. Written out here rather than taken from
-    app.model, so that what app/ does to speed up its model shows as a difference."""
+    the tutorial recipe's, with TensorFlow's own LRN op. Written out here rather than taken from
+    app/recipes/tutorial.py, so that what the app does to speed up its model shows as a
+    difference."""
     def conv(name):
         return keras.layers.Conv2D(64, 5, padding="same", activation="relu", name=name)
 
@@ -170,7 +164,7 @@ def user_written_tutorial_cnn(lrn_function=tensorflow_lrn) -> keras.Model:
         return keras.layers.Lambda(lrn_function, name=name)
 
     return keras.Sequential([
-        keras.Input((data.CROP_SIZE, data.CROP_SIZE, data.CHANNELS)),
+        keras.Input((CROP_SIZE, CROP_SIZE, data.CHANNELS)),
         conv("conv1"), keras.layers.MaxPool2D(3, 2, padding="same"), lrn("norm1"),
         conv("conv2"), lrn("norm2"), keras.layers.MaxPool2D(3, 2, padding="same"),
         keras.layers.Flatten(),
@@ -243,24 +237,17 @@ def main() -> int:
                              "multiple of train.summary_every_steps, so that ours does its "
                              "share of summary steps")
     parser.add_argument("--batch-size", type=int, default=0,
-                        help="default: train.batch_size from docker/config.yaml")
+                        help="default: train.batch_size from app/defaults.yaml")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="SECTION.KEY=VALUE",
                         help="a config override for ours, as for the app (repeatable)")
-    parser.add_argument("--banded-lrn", action="store_true",
-                        help="experiment: ours with app.model's LRN computed as in bench/lrn.py")
     arguments = parser.parse_args()
-    if arguments.banded_lrn:
-        use_banded_matmul_lrn()
-        print("EXPERIMENT: ours computes LRN as a banded matmul (bench/lrn.py), which app/ does "
-              "not do (yet); the Keras peer is unchanged")
 
     with tempfile.TemporaryDirectory(prefix="bench-throughput-") as folder:
         config = benchmark_config(folder, arguments.batch_size, arguments.overrides)
         figures = measure(config, arguments.rounds, arguments.window_steps)
     print_summary(figures)
-    figures["experiments"] = {"banded_lrn": arguments.banded_lrn,
-                              "overrides": arguments.overrides}
+    figures["overrides"] = arguments.overrides
     print(json.dumps(figures))
     return 0
 
@@ -270,14 +257,14 @@ def measure(config, rounds: int, window_steps: int) -> dict:
     batch_size = trainer.global_batch_size
     ours = OurTrainer(trainer)
     images, labels = data.load_split(data.prepare(config.data, config.paths.data_dir), "train")
-    keras_fit = KerasFit(images, labels, batch_size, config.train.initial_learning_rate)
-    flops_per_image = models.training_flops_per_image(trainer.model)
-    if models.training_flops_per_image(keras_fit.model) != flops_per_image:
-        raise SystemExit(f"the Keras peer is the tutorial CNN; train.model "
-                         f"{config.train.model!r} is another network")
+    keras_fit = KerasFit(images, labels, batch_size, config.tutorial.initial_learning_rate)
+    flops_per_image = training_flops_per_image(trainer.model)
+    if training_flops_per_image(keras_fit.model) != flops_per_image:
+        raise SystemExit(f"the Keras peer is the tutorial CNN; train.recipe "
+                         f"{config.train.recipe!r} trains another network")
 
     print(machine.headline(machine.describe()))
-    print(f"{config.train.model}, batch {batch_size}, {len(labels):,} synthetic images, "
+    print(f"{config.train.recipe}, batch {batch_size}, {len(labels):,} synthetic images, "
           f"{flops_per_image / 1e6:.1f} MFLOP to train on one image; summaries every "
           f"{config.train.summary_every_steps} steps; {rounds} rounds of {window_steps} steps "
           f"each, alternating\n")
@@ -335,7 +322,7 @@ def measure(config, rounds: int, window_steps: int) -> dict:
     figures = {
         "benchmark": "throughput",
         "machine": machine.describe(),
-        "model": config.train.model, "batch_size": batch_size,
+        "recipe": config.train.recipe, "batch_size": batch_size,
         "train_examples": len(labels), "summary_every_steps": config.train.summary_every_steps,
         "rounds": rounds, "window_steps": window_steps,
         "training_mflop_per_image": flops_per_image / 1e6,

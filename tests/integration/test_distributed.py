@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from app.exit_codes import ExitCode
 from tests.conftest import REPO_ROOT, app_environment
 from tests.integration.test_train_eval import LOG_LINE, checkpoint_state, event_tags
 
@@ -45,7 +46,7 @@ def test_mirrored_on_two_cpu_devices_trains_two_replicas(tmp_path):
             tmp_path, **{"train.strategy": "mirrored", "train.cpu_devices": 2,
                          "train.max_steps": 40})],
         cwd=REPO_ROOT, env=app_environment(), capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.returncode == ExitCode.DONE, result.stdout + result.stderr
     assert re.search(r"^step 40/40, .*sec/batch; 2 replicas; eta", result.stdout, re.MULTILINE)
     # 2 replicas x 32 images a step: the examples/sec figure counts the whole global batch.
     rate, seconds = map(float, re.search(r"\((\d+\.\d) examples/sec; (\d+\.\d+) sec/batch",
@@ -105,7 +106,7 @@ def job_factory():
 
 def test_two_workers_train_together_and_only_the_chief_writes(tmp_path, job_factory):
     job = job_factory(tmp_path, **{"train.max_steps": 40})
-    assert job.wait(timeout=600) == [0, 0], job.output(0) + job.output(1)
+    assert job.wait(timeout=600) == [ExitCode.DONE] * 2, job.output(0) + job.output(1)
     for index in range(2):
         assert re.search(r"^step 40/40, .*2 replicas", job.output(index), re.MULTILINE)
     assert checkpoint_state(tmp_path / "train") == "model.ckpt-40"
@@ -131,6 +132,6 @@ def test_a_killed_worker_fails_the_job_fast_and_both_resume(tmp_path, job_factor
     assert f"resume from the chief's newest checkpoint, {newest}" in job.output(0)
 
     resumed = job_factory(tmp_path, **{"train.max_steps": int(newest.split("-")[1]) + 20})
-    assert resumed.wait(timeout=600) == [0, 0], resumed.output(0) + resumed.output(1)
+    assert resumed.wait(timeout=600) == [ExitCode.DONE] * 2, resumed.output(0) + resumed.output(1)
     for index in range(2):
         assert f"resumed from {newest}" in resumed.output(index)

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from app.exit_codes import ExitCode
 from tests.conftest import REPO_ROOT, app_environment
 from tests.integration.test_distributed import free_ports, settings
 from tests.integration.test_train_eval import checkpoint_state
@@ -36,7 +37,7 @@ def test_a_chief_task_and_worker_0_train_together_and_only_the_chief_writes(tmp_
             if process.poll() is None:
                 process.kill()
     output = {task_type: (tmp_path / f"{task_type}.log").read_text() for task_type in tasks}
-    assert codes == {"chief": 0, "worker": 0}, output
+    assert codes == {"chief": ExitCode.DONE, "worker": ExitCode.DONE}, output
 
     for task_type in tasks:
         assert "step 40/40" in output[task_type] and "2 replicas" in output[task_type]

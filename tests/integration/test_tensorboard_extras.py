@@ -20,6 +20,7 @@ from PIL import Image
 from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.util import tensor_util
 
+from app.exit_codes import ExitCode
 from tests.conftest import REPO_ROOT, app_environment
 
 pytestmark = pytest.mark.slow
@@ -56,9 +57,9 @@ def evaluated(tmp_path_factory):
     root = tmp_path_factory.mktemp("extras")
     for command in ("train", "eval"):
         finished = run_app(command, *settings(root))
-        assert finished.returncode == 0, finished.stdout + finished.stderr
+        assert finished.returncode == ExitCode.DONE, finished.stdout + finished.stderr
     report = run_app("report", *settings(root))
-    assert report.returncode == 0, report.stdout + report.stderr
+    assert report.returncode == ExitCode.DONE, report.stdout + report.stderr
     return root, report.stdout
 
 
@@ -189,7 +190,7 @@ def test_hparams_compares_runs_that_share_a_parent_folder(evaluated, tmp_path):
         import tensorflow as tf
         from app import config, hparams
         for run, learning_rate in {learning_rates!r}.items():
-            settings = config.load(None, [f"train.initial_learning_rate={{learning_rate}}"], {{}})
+            settings = config.load(None, [f"tutorial.initial_learning_rate={{learning_rate}}"], {{}})
             writer = tf.summary.create_file_writer(f"{tmp_path}/{{run}}")
             with writer.as_default():
                 hparams.write_hparams(settings)
@@ -206,7 +207,7 @@ def test_hparams_compares_runs_that_share_a_parent_folder(evaluated, tmp_path):
     for group in groups:
         [session] = group["sessions"]
         metrics = {metric["name"]["tag"]: metric["value"] for metric in group["metricValues"]}
-        rows[session["name"]] = (group["hparams"]["train.initial_learning_rate"],
+        rows[session["name"]] = (group["hparams"]["tutorial.initial_learning_rate"],
                                  pytest.approx(metrics["precision @ 1"], abs=1e-6))
     assert rows == {run: (learning_rate, final_precision)
                     for run, learning_rate in learning_rates.items()}

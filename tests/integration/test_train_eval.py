@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from tensorboard.backend.event_processing import event_accumulator
 
+from app.exit_codes import ExitCode
 from tests.conftest import REPO_ROOT, app_environment
 
 pytestmark = pytest.mark.slow
@@ -34,7 +35,7 @@ def settings(root: Path, **changes) -> list[str]:
         "train.seed": 1, "eval.num_examples": 1000, "eval.interval_secs": 1,
         # Half the tutorial's 0.1: at batch 64 (half its 128) the tutorial's rate sometimes
         # overshoots in the first hundred steps, and this run must learn every time.
-        "train.initial_learning_rate": 0.05,
+        "tutorial.initial_learning_rate": 0.05,
     }
     values.update(changes)
     return [argument for key, value in values.items() for argument in ("--set", f"{key}={value}")]
@@ -68,9 +69,9 @@ def trained(tmp_path_factory):
         [sys.executable, "-m", "app", *arguments], cwd=REPO_ROOT, env=app_environment(),
         capture_output=True, text=True, timeout=900)
     train = run("train", *settings(root))
-    assert train.returncode == 0, train.stdout + train.stderr
+    assert train.returncode == ExitCode.DONE, train.stdout + train.stderr
     evaluation = run("eval", "--once", *settings(root))
-    assert evaluation.returncode == 0, evaluation.stdout + evaluation.stderr
+    assert evaluation.returncode == ExitCode.DONE, evaluation.stdout + evaluation.stderr
     return root, train.stdout, evaluation.stdout
 
 
@@ -138,7 +139,7 @@ def test_restart_resumes_and_eval_catches_up_on_every_checkpoint(trained, tmp_pa
     more = subprocess.run([sys.executable, "-m", "app", "train",
                            *settings(root, **{"train.max_steps": 350})],
                           cwd=REPO_ROOT, env=environment, capture_output=True, text=True, timeout=600)
-    assert more.returncode == 0, more.stderr
+    assert more.returncode == ExitCode.DONE, more.stderr
     assert "resumed from model.ckpt-300" in more.stdout
     assert LOG_LINE.findall(more.stdout)[0][0] == "325"
     assert checkpoint_state(root / "train") == "model.ckpt-350"
@@ -149,7 +150,7 @@ def test_restart_resumes_and_eval_catches_up_on_every_checkpoint(trained, tmp_pa
                               *settings(root, **{"train.max_steps": 350})],
                              cwd=REPO_ROOT, env=environment, capture_output=True, text=True,
                              timeout=600)
-    assert watcher.returncode == 0, watcher.stderr
+    assert watcher.returncode == ExitCode.DONE, watcher.stderr
     assert "skipped model.ckpt-100" in watcher.stdout
     steps = [json.loads(line)["step"] for line in
              (root / "train" / "eval" / "results.jsonl").read_text().splitlines()]
@@ -173,7 +174,7 @@ def test_sigterm_saves_the_step_reached_and_exits_0(trained, tmp_path):
         output, _ = trainer.communicate(timeout=30)
     finally:
         trainer.kill()
-    assert trainer.returncode == 0, output
+    assert trainer.returncode == ExitCode.DONE, output
     assert time.monotonic() - signalled < 30
     stopped_at = int(re.search(r"stopped at step (\d+) on request", output).group(1))
     assert stopped_at > MAX_STEPS
@@ -185,11 +186,11 @@ def test_nan_loss_stops_with_exit_3_and_keeps_the_last_good_checkpoint(trained, 
     shutil.copytree(trained[0], root)
     diverging = subprocess.run(
         [sys.executable, "-m", "app", "train",
-         *settings(root, **{"train.max_steps": 400, "train.initial_learning_rate": 1e12})],
+         *settings(root, **{"train.max_steps": 400, "tutorial.initial_learning_rate": 1e12})],
         cwd=REPO_ROOT, env=app_environment(), capture_output=True, text=True, timeout=600)
-    assert diverging.returncode == 3, diverging.stdout + diverging.stderr
-    assert "the loss became NaN or infinite at step" in diverging.stdout
-    assert "The last good checkpoint is kept" in diverging.stdout
+    assert diverging.returncode == ExitCode.DIVERGED, diverging.stdout + diverging.stderr
+    assert "error: the loss became NaN or infinite at step" in diverging.stderr
+    assert "The last good checkpoint is kept: model.ckpt-300" in diverging.stderr
     assert checkpoint_state(root / "train") == "model.ckpt-300"
     evaluation = subprocess.run([sys.executable, "-m", "app", "eval", "--once", *settings(root)],
                                 cwd=REPO_ROOT, env=app_environment(), capture_output=True,

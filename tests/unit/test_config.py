@@ -10,6 +10,7 @@ import yaml
 
 from app import config
 from app.config import ConfigError
+from app.exit_codes import ExitCode
 from tests.conftest import REPO_ROOT, app_environment
 
 
@@ -51,9 +52,9 @@ def test_config_file_from_environment_variable(tmp_path):
 
 def test_values_from_text_are_read_as_yaml(tmp_path):
     resolved = load(tmp_path, overrides=["eval.use_moving_averages=false",
-                                         "train.initial_learning_rate=0.05", "train.seed=3"])
+                                         "tutorial.initial_learning_rate=0.05", "train.seed=3"])
     assert resolved.eval.use_moving_averages is False
-    assert resolved.train.initial_learning_rate == 0.05
+    assert resolved.tutorial.initial_learning_rate == 0.05
     assert resolved.train.seed == 3
 
 
@@ -150,7 +151,7 @@ def test_unwritable_directory_is_refused(run_app):
         else:
             os.chmod(locked, stat.S_IRUSR | stat.S_IXUSR)
             result = run_app(*command)
-        assert result.returncode == 2, result.stderr
+        assert result.returncode == ExitCode.BAD_INPUT, result.stderr
         assert f"paths.train_dir: {locked} is not writable by uid" in result.stderr
         assert not os.path.exists(f"{locked}/train")
     finally:
@@ -161,7 +162,7 @@ def test_unwritable_directory_is_refused(run_app):
 def test_check_config_prints_the_resolved_config(run_app, tmp_path):
     result = run_app("check-config", "--set", f"paths.train_dir={tmp_path}/train",
                      "--set", "train.max_steps=123", CIFAR10_EVAL_INTERVAL_SECS="9")
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == ExitCode.DONE, result.stderr
     resolved = yaml.safe_load(result.stdout)
     assert resolved["train"]["max_steps"] == 123
     assert resolved["eval"]["interval_secs"] == 9.0
@@ -172,7 +173,7 @@ def test_check_config_exits_2_with_one_line_and_writes_nothing(run_app, tmp_path
     bad.write_text("train:\n  max_steps: 100\n  batchsize: 32\n")
     train_dir = tmp_path / "train"
     result = run_app("check-config", "--config", str(bad), "--set", f"paths.train_dir={train_dir}")
-    assert result.returncode == 2
+    assert result.returncode == ExitCode.BAD_INPUT
     assert result.stderr.strip().splitlines() == [
         f"config error: {bad}: line 3: unknown key 'train.batchsize' "
         "(did you mean 'train.batch_size'?)"]
@@ -183,6 +184,40 @@ def test_train_refuses_a_bad_config_before_writing_anything(run_app, tmp_path):
     train_dir = tmp_path / "train"
     result = run_app("train", "--set", f"paths.train_dir={train_dir}",
                      "--set", "train.batch_size=0", timeout=60)
-    assert result.returncode == 2
+    assert result.returncode == ExitCode.BAD_INPUT
     assert "train.batch_size: expected a whole number >= 1, got 0" in result.stderr
     assert not train_dir.exists()
+
+
+RENAMED = [
+    # (how the old name is given, the new key, its value, what the warning tells to write)
+    ("file", "train.model", "resnet", "train.recipe", "fast", "'recipe: fast' under 'train:'"),
+    ("file", "train.initial_learning_rate", 0.05, "tutorial.initial_learning_rate", 0.05,
+     "'initial_learning_rate: 0.05' under 'tutorial:'"),
+    ("environment", "resnet.width", 8, "fast.width", 8, "CIFAR10_FAST_WIDTH=8"),
+    ("--set", "train.model", "cnn", "train.recipe", "tutorial", "--set train.recipe=tutorial"),
+    ("--set", "train.weight_decay", 0.001, "tutorial.weight_decay", 0.001,
+     "--set tutorial.weight_decay=0.001"),
+]
+
+
+@pytest.mark.parametrize("given, old, value, new, new_value, advice", RENAMED,
+                         ids=[f"{case[1]} by {case[0]}" for case in RENAMED])
+def test_a_renamed_key_still_works_for_a_release_with_one_line_saying_its_new_name(
+        tmp_path, caplog, given, old, value, new, new_value, advice):
+    section, key = old.split(".")
+    if given == "file":
+        resolved = load(tmp_path, f"{section}:\n  {key}: {value}\n")
+    elif given == "environment":
+        resolved = load(tmp_path, environ={f"CIFAR10_{section.upper()}_{key.upper()}": str(value)})
+    else:
+        resolved = load(tmp_path, overrides=[f"{old}={value}"])
+    new_section, new_key = new.split(".")
+    assert getattr(getattr(resolved, new_section), new_key) == new_value
+    [warning] = [record.getMessage() for record in caplog.records]
+    assert f"'{old}' is now called '{new}' (write {advice}); the old name still works" in warning
+
+
+def test_a_key_given_under_its_old_and_new_name_at_once_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="'train.recipe' is set twice"):
+        load(tmp_path, "train:\n  model: cnn\n  recipe: fast\n")

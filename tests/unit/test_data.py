@@ -12,6 +12,7 @@ import pytest
 
 from app import data
 from app.data import DataError, RECORD_BYTES
+from app.recipes import fast, tutorial
 
 
 def data_config(**changes):
@@ -175,17 +176,17 @@ def test_download_with_wrong_md5_is_refused(tmp_path, archive_server):
 def test_eval_dataset_sees_each_example_exactly_once():
     images = np.arange(23 * 32 * 32 * 3, dtype=np.int64).reshape(23, 32, 32, 3).astype(np.uint8)
     labels = np.arange(23, dtype=np.int32) % 10
-    seen = [y for _, batch_labels in data.eval_dataset(images, labels, 21, batch_size=5)
+    seen = [y for _, batch_labels in data.eval_dataset(images, labels, 21, batch_size=5, size=24)
             for y in batch_labels.numpy().tolist()]
     assert seen == labels[:21].tolist()
     with pytest.raises(DataError, match="eval.num_examples is 24 but the test set holds only 23"):
-        data.eval_dataset(images, labels, 24, batch_size=5)
+        data.eval_dataset(images, labels, 24, batch_size=5, size=24)
 
 
 def test_training_batches_are_augmented_crops_standardized_per_image(tmp_path):
     batches = data.prepare(data_config(), str(tmp_path))
     images, labels = data.load_split(batches, "train")
-    batch_images, batch_labels = next(iter(data.training_dataset(images, labels, 16, data.augment_batch, seed=1)))
+    batch_images, batch_labels = next(iter(data.training_dataset(images, labels, 16, tutorial.distort, seed=1)))
     assert batch_images.shape == (16, 24, 24, 3) and batch_labels.shape == (16,)
     per_image = batch_images.numpy().reshape(16, -1)
     np.testing.assert_allclose(per_image.mean(axis=1), 0, atol=1e-4)
@@ -195,7 +196,7 @@ def test_training_batches_are_augmented_crops_standardized_per_image(tmp_path):
 def test_crops_differ_between_images_of_a_batch():
     # The same image 64 times: random, per-image crops and flips must make copies differ.
     image = np.random.default_rng(0).integers(0, 256, (1, 32, 32, 3), dtype=np.uint8)
-    augmented = data.augment_batch(np.repeat(image, 64, axis=0)).numpy()
+    augmented = tutorial.distort(np.repeat(image, 64, axis=0)).numpy()
     distinct = {augmented[i].tobytes() for i in range(64)}
     assert len(distinct) > 32
 
@@ -203,7 +204,7 @@ def test_crops_differ_between_images_of_a_batch():
 def test_flip_and_translate_keeps_whole_images_shifted_by_at_most_4_pixels():
     image = np.zeros((1, 32, 32, 3), np.uint8)
     image[0, 14:18, 14:18] = 255  # a bright square in the middle
-    augmented = data.flip_and_translate(np.repeat(image, 64, axis=0)).numpy()
+    augmented = fast.flip_and_translate(np.repeat(image, 64, axis=0)).numpy()
     assert augmented.shape == (64, 32, 32, 3)
     centres = [np.argwhere(each[..., 0] > 0).mean(axis=0) for each in augmented]
     offsets = np.abs(np.array(centres) - 15.5)

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from app import export, model as models
+from app import export, recipes
+from app.recipes import fast, tutorial
 from app.data import CLASS_NAMES
 
 
@@ -17,7 +18,7 @@ def result(step, precision, loss=1.0):
 
 @pytest.fixture(scope="module")
 def classifier():
-    return export.Classifier(models.logits_model(models.build("cnn")), input_size=24,
+    return export.Classifier(recipes.logits_model(tutorial.tutorial_cnn()), input_size=24,
                              test_time_flips=False)
 
 
@@ -82,7 +83,7 @@ def test_recover_puts_back_an_export_a_kill_left_stepped_aside(tmp_path, classif
 
 
 def test_test_time_flips_average_the_logits_of_each_image_and_its_mirror():
-    logits_model = models.logits_model(models.build("resnet", width=4))
+    logits_model = recipes.logits_model(fast.resnet9(width=4))
     classifier = export.Classifier(logits_model, input_size=32, test_time_flips=True)
     images = tf.random.normal([3, 32, 32, 3])
     expected = (logits_model(images) + logits_model(tf.reverse(images, axis=[2]))) / 2

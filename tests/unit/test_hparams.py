@@ -9,7 +9,7 @@ from app import config as configuration, hparams
 def test_hyperparameters_are_what_decides_the_learning_named_as_in_set():
     config = configuration.load(None, ["data.source=synthetic", "train.seed=7"], {})
     values = hparams.hyperparameters(config)
-    assert values["train.initial_learning_rate"] == config.train.initial_learning_rate
+    assert values["tutorial.initial_learning_rate"] == config.tutorial.initial_learning_rate
     assert values["train.batch_size"] == config.train.batch_size
     assert values["train.seed"] == 7
     assert values["data.source"] == "synthetic"
@@ -26,7 +26,7 @@ def test_an_unset_seed_is_left_out_and_the_real_data_has_no_synthetic_sizes():
 
 
 def test_written_hparams_are_what_the_plugin_reads(tmp_path):
-    config = configuration.load(None, ["train.initial_learning_rate=0.05"], {})
+    config = configuration.load(None, ["tutorial.initial_learning_rate=0.05"], {})
     with tf.summary.create_file_writer(str(tmp_path)).as_default():
         hparams.write_hparams(config)
     accumulator = event_accumulator.EventAccumulator(str(tmp_path))
@@ -41,6 +41,6 @@ def test_written_hparams_are_what_the_plugin_reads(tmp_path):
         ("eval", "precision @ 1"), ("eval", "cross_entropy"), ("", "total_loss")]
     session = metadata.parse_session_start_info_plugin_data(
         contents[metadata.SESSION_START_INFO_TAG].content)
-    assert session.hparams["train.initial_learning_rate"].number_value == 0.05
-    assert session.hparams["train.model"].string_value == "cnn"
+    assert session.hparams["tutorial.initial_learning_rate"].number_value == 0.05
+    assert session.hparams["train.recipe"].string_value == "tutorial"
     assert sorted(h.name for h in experiment.hparam_infos) == sorted(session.hparams)

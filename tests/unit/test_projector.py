@@ -19,7 +19,8 @@ def write(eval_dir, step, images, labels, embedding_size=192):
     embeddings = np.random.default_rng(step).normal(size=(len(images), embedding_size))
     predictions = labels.copy()
     predictions[::4] = (labels[::4] + 1) % 10  # every fourth one wrong
-    return projector.write(eval_dir, step, images, labels, embeddings, predictions, CLASS_NAMES)
+    return projector.write(eval_dir, step, "local4", images, labels, embeddings, predictions,
+                           CLASS_NAMES)
 
 
 def read_config(eval_dir) -> ProjectorConfig:
@@ -91,6 +92,10 @@ def test_each_write_renames_the_marker_checkpoint_so_tensorboard_rereads(tmp_pat
     assert not list((tmp_path / projector.FILES_FOLDER).glob("written_at_step-100*"))
 
 
-def test_a_wider_embedding_such_as_the_resnets_is_written_as_is(tmp_path):
-    write(tmp_path, 1, *sample(3), embedding_size=512)
-    assert np.loadtxt(tmp_path / "projector" / "local4-step-1.tsv").shape == (3, 512)
+def test_the_fast_recipes_wider_embedding_is_written_under_its_layers_name(tmp_path):
+    images, labels = sample(3)
+    embeddings = np.random.default_rng(1).normal(size=(3, 512))
+    projector.write(tmp_path, 1, "features", images, labels, embeddings, labels, CLASS_NAMES)
+    assert np.loadtxt(tmp_path / "projector" / "features-step-1.tsv").shape == (3, 512)
+    [embedding] = read_config(tmp_path).embeddings
+    assert embedding.tensor_name == "features @ step 1"

@@ -5,6 +5,7 @@ from types import SimpleNamespace
 from PIL import Image
 
 from app import report, results
+from app.exit_codes import ExitCode
 
 
 def result(step, precision, loss):
@@ -68,7 +69,7 @@ def test_report_names_the_export_when_there_is_one(tmp_path, capsys):
 
 
 def test_report_without_evaluations_says_so_and_exits_2(tmp_path, capsys):
-    assert report.main(config(tmp_path)) == 2
+    assert report.main(config(tmp_path)) == ExitCode.BAD_INPUT
     assert "no evaluations yet" in capsys.readouterr().out
     assert not (tmp_path / "eval" / "precision_at_1.png").exists()
 

@@ -1,6 +1,6 @@
 """Runs a command and passes on its output with every line prefixed: `train | step 120 ...`.
 
-Usage: prefix_output.py NAME COMMAND [ARG...]
+Usage: python -m app.prefix_output NAME COMMAND [ARG...]
 
 supervisord copies each program's output to its own stdout as it comes, so with three programs
 on one console nobody could tell whose line is whose, and supervisor 4 has no option to prefix.
@@ -39,7 +39,7 @@ def copy_lines(source, destination, prefix: bytes) -> None:
 
 def main(argv: list[str]) -> int:
     if len(argv) < 3:
-        print(f"usage: {argv[0]} NAME COMMAND [ARG...]", file=sys.stderr)
+        print("usage: python -m app.prefix_output NAME COMMAND [ARG...]", file=sys.stderr)
         return 2
     name, command = argv[1], argv[2:]
     prefix = f"{name} | ".encode()

@@ -1,15 +1,20 @@
-"""The tutorial CNN, its weight decay, the learning-rate schedule and the weight averages."""
+"""The two recipes (their networks, losses and schedules) as the trainer and eval see them
+through the contract, and the weight averages."""
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from app import model as models
+from app import config as configuration, recipes
 from app.averages import MovingAverages
+from app.flops import training_flops_per_image
+from app.recipes import fast, tutorial
 
 
 @pytest.fixture(scope="module")
 def cnn():
-    return models.build("cnn")
+    return tutorial.tutorial_cnn()
 
 
 def test_tutorial_cnn_has_the_tutorials_layers_and_size(cnn):
@@ -22,16 +27,18 @@ def test_tutorial_cnn_has_the_tutorials_layers_and_size(cnn):
     assert cnn.count_params() == 1_068_298
 
 
-def test_tutorial_cnn_shapes(cnn):
+def test_tutorial_cnn_outputs_its_layers_by_name_and_logits_and_embedding_by_role(cnn):
     outputs = cnn(tf.zeros([4, 24, 24, 3]))
-    assert {name: tuple(t.shape) for name, t in outputs.items()} == {
+    assert {name: tuple(t.shape) for name, t in outputs[recipes.LAYERS].items()} == {
         "conv1": (4, 24, 24, 64), "conv2": (4, 12, 12, 64), "local3": (4, 384),
         "local4": (4, 192), "softmax_linear": (4, 10)}
-    assert tuple(models.logits_model(cnn)(tf.zeros([2, 24, 24, 3])).shape) == (2, 10)
+    assert outputs[recipes.LOGITS] is outputs[recipes.LAYERS]["softmax_linear"]
+    assert outputs[recipes.EMBEDDING] is outputs[recipes.LAYERS]["local4"]
+    assert tuple(recipes.logits_model(cnn)(tf.zeros([2, 24, 24, 3])).shape) == (2, 10)
 
 
 def test_weight_decay_is_the_tutorials_half_sum_of_squares_on_local3_and_local4(cnn):
-    losses = models.weight_decay_losses(cnn, 0.004)
+    losses = tutorial.weight_decay_losses(cnn, 0.004)
     assert sorted(losses) == ["local3/weight_loss", "local4/weight_loss"]
     kernel = cnn.get_layer("local4").kernel.numpy()
     assert float(losses["local4/weight_loss"]) == pytest.approx(0.004 * (kernel ** 2).sum() / 2,
@@ -41,7 +48,7 @@ def test_weight_decay_is_the_tutorials_half_sum_of_squares_on_local3_and_local4(
 def test_training_flops_match_the_tutorials_multiply_adds(cnn):
     # The tutorial quotes 19.5M multiply-adds for one forward pass; convolutions and dense
     # layers alone come to 18.5M of them. Training is forward + backward = 3 passes, 2 FLOPs each.
-    forward_multiply_adds = models.training_flops_per_image(cnn) / 6
+    forward_multiply_adds = training_flops_per_image(cnn) / 6
     assert forward_multiply_adds == 18_470_784
 
 
@@ -71,26 +78,49 @@ def test_moving_averages_warm_up_then_follow_the_decay():
 
 
 def test_resnet9_has_page_s_size_and_sees_whole_images():
-    resnet = models.build("resnet")
+    resnet = fast.resnet9()
     assert resnet.count_params() == 6_577_600
     outputs = resnet(tf.zeros([2, 32, 32, 3]))
-    assert tuple(outputs["softmax_linear"].shape) == (2, 10)
-    assert tuple(outputs["local4"].shape) == (2, 512)  # the penultimate features
-    assert models.training_flops_per_image(resnet) / 6 == pytest.approx(379e6, rel=0.01)
+    assert tuple(outputs[recipes.LOGITS].shape) == (2, 10)
+    assert tuple(outputs[recipes.EMBEDDING].shape) == (2, 512)  # the penultimate features
+    assert training_flops_per_image(resnet) / 6 == pytest.approx(379e6, rel=0.01)
+
+
+def test_resnet9_names_its_own_layers_in_the_summaries():
+    layers = fast.resnet9(width=4)(tf.zeros([1, 32, 32, 3]))[recipes.LAYERS]
+    assert list(layers) == ["prep", "layer1", "layer2", "layer3", "features", "logits"]
+    assert tuple(layers["layer3"].shape) == (1, 4, 4, 32)
+
+
+@pytest.mark.parametrize("name", sorted(recipes.RECIPES))
+def test_each_recipe_keeps_the_contract(name):
+    config = configuration.load(None, [f"train.recipe={name}", "fast.width=4"], {})
+    recipe = recipes.for_config(config)
+    assert isinstance(recipe, recipes.Recipe)
+    model = recipe.build_model()
+    size = recipe.input_size
+    outputs = model(tf.zeros([2, size, size, 3]))
+    assert set(outputs) == {recipes.LOGITS, recipes.EMBEDDING, recipes.LAYERS}
+    assert outputs[recipes.EMBEDDING] is outputs[recipes.LAYERS][recipe.embedding_layer]
+    images = tf.zeros([2, 32, 32, 3], tf.uint8)
+    assert tuple(recipe.augment(images).shape) == (2, size, size, 3)
+    loss = recipe.per_example_loss(tf.constant([1, 2]), outputs[recipes.LOGITS])
+    assert tuple(loss.shape) == (2,)
+    optimizer = recipe.optimizer(recipe.learning_rate(steps_per_epoch=100, scale=1.0))
+    assert float(optimizer.learning_rate) >= 0
+    assert all(tuple(term.shape) == () for term in recipe.regularization_losses(model).values())
 
 
 def test_one_cycle_rises_to_the_peak_then_falls_to_zero_at_the_end():
-    from app.recipes import OneCycle
-    schedule = OneCycle(peak=0.4, total_steps=1000, warmup_fraction=0.25)
+    schedule = fast.OneCycle(peak=0.4, total_steps=1000, warmup_fraction=0.25)
     rates = {step: float(schedule(step)) for step in (0, 125, 250, 625, 1000, 1200)}
     assert rates == pytest.approx({0: 0.0, 125: 0.2, 250: 0.4, 625: 0.2, 1000: 0.0, 1200: 0.0})
 
 
 def test_label_smoothing_spreads_a_fifth_of_the_target_over_all_classes():
-    from types import SimpleNamespace
-    from app.recipes import FastRecipe
-    config = SimpleNamespace(train=None, resnet=SimpleNamespace(label_smoothing=0.2))
+    config = SimpleNamespace(train=SimpleNamespace(max_steps=100),
+                             fast=SimpleNamespace(label_smoothing=0.2))
     logits = tf.math.log([[0.82, *[0.02] * 9]])  # exactly the smoothed target
-    loss = FastRecipe(config).per_example_loss(tf.constant([0]), logits)
+    loss = fast.FastRecipe(config).per_example_loss(tf.constant([0]), logits)
     entropy = -(0.82 * np.log(0.82) + 9 * 0.02 * np.log(0.02))
     assert float(loss[0]) == pytest.approx(entropy, rel=1e-5)
