@@ -22,7 +22,7 @@ import sys
 # TensorFlow's C++ INFO lines (oneDNN, CPU features) drown the appliance's own log; warnings stay.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
-from app import config as configuration, logs
+from app import config as configuration, logs, scratch
 from app.data import DataError
 from app.exit_codes import ExitCode
 
@@ -79,6 +79,8 @@ def _run(arguments, config) -> int:
             log.info(f"{split}: {len(images):,} images in {batches}")
         return ExitCode.DONE
     if arguments.command == "train":
+        scratch.use_own_folder("train")
+        logs.import_tensorflow_quietly()
         from app import train
         return train.main(config)
     if arguments.command == "eval":
@@ -88,6 +90,8 @@ def _run(arguments, config) -> int:
         # (bench/eval_contention.py). Only ever raised: lowering it needs privileges.
         os.setpriority(os.PRIO_PROCESS, 0,
                        max(config.eval.niceness, os.getpriority(os.PRIO_PROCESS, 0)))
+        scratch.use_own_folder("eval")
+        logs.import_tensorflow_quietly()
         from app import evaluate
         return evaluate.main(config, once=arguments.once)
     if arguments.command == "tensorboard":

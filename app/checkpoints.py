@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import re
 import shutil
 import time
 from pathlib import Path
@@ -102,6 +103,27 @@ def restore_newest_that_fits(checkpoint: tf.train.Checkpoint, folder: Path,
             f"none of the {len(checkpoints)} checkpoints in {folder} restores into "
             f"{what_it_holds}; the newest: {newest_reason}")
     return None
+
+
+def remove_unfinished_saves(folder: Path) -> list[str]:
+    """Removes what saves cut short left: TensorFlow's `_temp` folders, and the files of any
+    checkpoint newer than the newest listed one (a kill between a save's files and the state
+    file). Never a listed checkpoint, nor an older unlisted one (a user may have kept it).
+    Returns the names of what it removed."""
+    newest_listed = newest(folder)
+    newest_step = step_of(newest_listed) if newest_listed else None
+    removed = []
+    for path in sorted(Path(folder).glob(f"{CHECKPOINT_NAME}-*")):
+        match = re.fullmatch(rf"{re.escape(CHECKPOINT_NAME)}-(\d+)(_temp.*|\.index|\.data-.*)",
+                             path.name)
+        if not match:
+            continue
+        unfinished = match.group(2).startswith("_temp")
+        unlisted_and_newer = newest_step is not None and int(match.group(1)) > newest_step
+        if unfinished or unlisted_and_newer:
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+            removed.append(path.name)
+    return removed
 
 
 class Saver:

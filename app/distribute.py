@@ -49,6 +49,20 @@ def create_strategy(name: str) -> tf.distribute.Strategy:
     return tf.distribute.get_strategy()
 
 
+def describe(strategy: tf.distribute.Strategy) -> str:
+    """How the training is spread, in a user's words."""
+    replicas = strategy.num_replicas_in_sync
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        cluster = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {})
+        tasks = sum(len(addresses) for addresses in cluster.values())
+        task_type, index = task()
+        return (f"as {task_type} {index} of a job of {tasks} processes training in sync "
+                f"({replicas} replicas in all, MultiWorkerMirroredStrategy)")
+    if isinstance(strategy, tf.distribute.MirroredStrategy):
+        return f"{replicas} replicas in sync on this machine (MirroredStrategy)"
+    return "one replica"
+
+
 def task() -> tuple[str | None, int]:
     """This process's (task type, index) in TF_CONFIG; (None, 0) outside a multi-worker job."""
     task_spec = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {})

@@ -16,12 +16,20 @@ fixed sample of test images in the Projector (app/projector.py), and whenever an
 best so far it exports that model as a SavedModel (app/export.py).
 
 The trainer rotates old checkpoints away while eval may be reading one; such a checkpoint is
-skipped, and eval moves on to the newest.
+skipped, and eval moves on to the newest. Eval's curves only go forward: a checkpoint older than
+the newest evaluated one (left behind while eval was away) is passed over, and at every start eval
+marks the step after its last recorded result as a new session, so that TensorBoard drops what an
+evaluation cut short by a kill had written already. A full disk is waited out
+(app/checkpoints.py): eval says so once, keeps what it has, and records the evaluation as soon as
+there is room again.
 """
 from __future__ import annotations
 
 import datetime
 import logging
+import os
+import signal
+import sys
 import time
 from pathlib import Path
 
@@ -31,7 +39,7 @@ import tensorflow as tf
 from app import checkpoints, confusion, data, devices, export, projector, recipes, summaries
 from app.averages import MovingAverages
 from app.exit_codes import ExitCode
-from app.results import append_result, read_results
+from app.results import RESULTS_FILE, append_result, read_results
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +50,11 @@ class Evaluator:
         self.train_dir = Path(config.paths.train_dir)
         self.eval_dir = self.train_dir / "eval"
         evaluation = config.eval
-        devices.configure(threads=evaluation.threads,
-                          gpu_memory_limit_mb=evaluation.gpu_memory_limit_mb)
+        gpus = devices.configure(threads=evaluation.threads, device=evaluation.device,
+                                 gpu_memory_limit_mb=evaluation.gpu_memory_limit_mb,
+                                 config_key="eval.device")
+        log.info(f"evaluating on {devices.describe(gpus)}, {evaluation.threads or 'all'} "
+                 f"thread(s) at niceness {os.getpriority(os.PRIO_PROCESS, 0)}")
         recipe = recipes.for_config(config)
         self.model = recipe.build_model()
         self.input_size = recipe.input_size
@@ -63,14 +74,35 @@ class Evaluator:
         self.step = tf.Variable(0, dtype=tf.int64)
         self.checkpoint = tf.train.Checkpoint(step=self.step, model=self.model,
                                               averages=self.averages)
-        self.eval_dir.mkdir(parents=True, exist_ok=True)
-        self.writer = tf.summary.create_file_writer(str(self.eval_dir))
         earlier_results = read_results(self.eval_dir)
         self.evaluated_steps = {result["step"] for result in earlier_results}
         self.evaluations_done = len(earlier_results)
         self.skipped = 0
+        self.passed_over: set[int] = set()  # older than the newest evaluated: said once each
+        self.writer = None
+        self._with_room_on_disk(lambda: self._open_writer(self._next_step_to_record()),
+                                "open its event file")
         if evaluation.export_best:
             export.recover(self.train_dir)
+
+    def _next_step_to_record(self) -> int:
+        return max(self.evaluated_steps, default=-1) + 1
+
+    def _open_writer(self, session_start: int) -> None:
+        """A new event file, marked as a session that starts at `session_start`: TensorBoard
+        drops whatever an earlier eval wrote from that step on without recording its result."""
+        self.eval_dir.mkdir(parents=True, exist_ok=True)
+        writer = tf.summary.create_file_writer(str(self.eval_dir))
+        with writer.as_default():
+            summaries.mark_session_start(session_start)
+        writer.flush()
+        self.writer = writer
+
+    def _with_room_on_disk(self, write, what: str):
+        return checkpoints.with_room_on_disk(
+            write, self.eval_dir, what,
+            meanwhile="Eval waits, keeping everything it has recorded, and goes on as soon as "
+                      "space is freed there")
 
     @tf.function
     def _classify_batch(self, images, labels):
@@ -122,26 +154,42 @@ class Evaluator:
             "evaluated_at": datetime.datetime.now(datetime.timezone.utc).isoformat(
                 timespec="seconds"),
         }
-        matrix = confusion.count(labels, predictions, data.NUM_CLASSES)
-        with self.writer.as_default():
-            summaries.write_evaluation(step, result["precision_at_1"], result["loss"])
-            summaries.write_class_breakdown(
-                step, data.CLASS_NAMES, confusion.precision_by_class(matrix),
-                confusion.recall_by_class(matrix), confusion.draw(matrix, data.CLASS_NAMES))
-            summaries.write_pr_curves(step, data.CLASS_NAMES, labels, probabilities)
-        self.writer.flush()
+        self._with_room_on_disk(lambda: self._write_events(result, labels, predictions,
+                                                           probabilities),
+                                f"record the evaluation of step {step}")
         if self._projector_due(step):
             self._write_projector(step)
         # Exported before the result is recorded: should eval die in between, it evaluates this
         # checkpoint again after a restart and finds the export already there.
         if self.config.eval.export_best:
             self._export_if_best(result)
-        append_result(self.eval_dir, result)
+        self._with_room_on_disk(lambda: append_result(self.eval_dir, result),
+                                f"record the result of step {step} in {RESULTS_FILE}")
         self.evaluated_steps.add(step)
         self.evaluations_done += 1
         log.info(f"precision @ 1 = {result['precision_at_1']:.3f} (step {step}; "
                  f"loss {result['loss']:.3f}; {self.num_examples} examples)")
         return result
+
+    def _write_events(self, result: dict, labels, predictions, probabilities) -> None:
+        """The evaluation's events. Should a write fail (a full disk), the event file may end in
+        half an event: the next attempt writes to a new file that starts a session at this step,
+        which drops what of this evaluation the failed attempt had written."""
+        step = result["step"]
+        if self.writer is None:
+            self._open_writer(session_start=step)
+        matrix = confusion.count(labels, predictions, data.NUM_CLASSES)
+        try:
+            with self.writer.as_default():
+                summaries.write_evaluation(step, result["precision_at_1"], result["loss"])
+                summaries.write_class_breakdown(
+                    step, data.CLASS_NAMES, confusion.precision_by_class(matrix),
+                    confusion.recall_by_class(matrix), confusion.draw(matrix, data.CLASS_NAMES))
+                summaries.write_pr_curves(step, data.CLASS_NAMES, labels, probabilities)
+            self.writer.flush()
+        except (tf.errors.OpError, OSError):
+            self.writer = None  # abandoned, not closed: closing would try to flush it again
+            raise
 
     def _projector_due(self, step: int) -> bool:
         if not len(self.projector_images):
@@ -156,8 +204,11 @@ class Evaluator:
         embeddings = np.concatenate([batch[0].numpy() for batch in embedded])
         predictions = np.concatenate([batch[1].numpy() for batch in embedded])
         try:
-            projector.write(self.eval_dir, step, self.embedding_layer, self.projector_images,
-                            self.projector_labels, embeddings, predictions, data.CLASS_NAMES)
+            self._with_room_on_disk(
+                lambda: projector.write(self.eval_dir, step, self.embedding_layer,
+                                        self.projector_images, self.projector_labels,
+                                        embeddings, predictions, data.CLASS_NAMES),
+                f"write the projector's files for step {step}")
         except (OSError, tf.errors.OpError) as error:  # the projector is a view; eval goes on
             log.info(f"could not write the projector's files for step {step}: {error}")
 
@@ -165,7 +216,9 @@ class Evaluator:
         if not export.improves_on_export(result, self.train_dir):
             return
         try:
-            path = export.export(self.classifier, result, self.train_dir)
+            path = self._with_room_on_disk(
+                lambda: export.export(self.classifier, result, self.train_dir),
+                f"export step {result['step']}")
         except (OSError, tf.errors.OpError) as error:
             log.info(f"could not export step {result['step']}: {error}; the previous export "
                      f"stays")
@@ -197,8 +250,18 @@ class Evaluator:
         return None
 
     def _pending_checkpoints(self) -> list[str]:
-        return [str(path) for path in checkpoints.listed(self.train_dir)
-                if checkpoints.step_of(path) not in self.evaluated_steps]
+        """The listed checkpoints newer than the newest evaluated one, oldest first."""
+        newest_evaluated = max(self.evaluated_steps, default=-1)
+        pending = []
+        for path in checkpoints.listed(self.train_dir):
+            step = checkpoints.step_of(path)
+            if step > newest_evaluated:
+                pending.append(str(path))
+            elif step not in self.evaluated_steps and step not in self.passed_over:
+                self.passed_over.add(step)
+                log.info(f"passed over {path.name}: older than the newest evaluated checkpoint "
+                         f"(step {newest_evaluated}), and the eval curves only go forward")
+        return pending
 
     def watch(self) -> int:
         max_steps = self.config.train.max_steps
@@ -214,7 +277,14 @@ class Evaluator:
 
 
 def main(config, once: bool = False) -> int:
-    evaluator = Evaluator(config)
+    # A stop (supervisord's SIGTERM) ends eval through a normal exit, which removes its temp
+    # folder; eval has nothing else to finish.
+    signal.signal(signal.SIGTERM, lambda _signal, _frame: sys.exit(ExitCode.DONE))
+    try:
+        evaluator = Evaluator(config)
+    except devices.GpusNotSeen as error:
+        log.error(f"error: {error}")
+        return error.exit_code
     if once:
         if evaluator.evaluate_newest() is None:
             log.error(f"error: no readable checkpoint in {evaluator.train_dir}")

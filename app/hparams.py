@@ -3,7 +3,10 @@
 Point TensorBoard at a folder holding several train_dirs and the tab compares them side by side:
 which learning rate, which model, which weight decay, and what precision each reached.
 
-The trainer calls write_hparams once per start, under its writer (train_dir). The metrics are
+The trainer calls write_hparams once per start, under its writer (train_dir), at the step it
+starts from: after its session-start mark, so each start's record is the newest (TensorBoard shows
+the first start's values for a run; its metrics are the newest values of these scalars). The
+metrics are
 scalars TensorBoard already has; the plugin finds each under the session's run plus the metric's
 group, and shows its newest value:
 
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import tensorflow as tf
 from tensorboard.plugins.hparams import api as hp
 
 # Keys of the train section that steer the bookkeeping, not what is learned.
@@ -51,11 +55,14 @@ def hyperparameters(config) -> dict:
     return {name: value for name, value in values.items() if value is not None}
 
 
-def write_hparams(config) -> None:
-    """Writes the experiment's layout and this run's values to the default summary writer.
+def write_hparams(config, step: int) -> None:
+    """Writes the experiment's layout and this run's values to the default summary writer, at
+    `step` (hp.hparams itself would write them at step 0 at every start).
 
     Every run writes the same layout (the plugin takes the first it finds), listing no domains:
     runs under one parent folder may each use values the others never saw."""
     values = hyperparameters(config)
-    hp.hparams_config(hparams=[hp.HParam(name) for name in values], metrics=list(METRICS))
-    hp.hparams(values)
+    layout = hp.hparams_config_pb(hparams=[hp.HParam(name) for name in values],
+                                  metrics=list(METRICS))
+    for summary in (layout, hp.hparams_pb(values)):
+        tf.summary.experimental.write_raw_pb(summary.SerializeToString(), step=step)

@@ -7,11 +7,23 @@ program's name in front of every line, so the lines carry no prefix of their own
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import os
+import re
 import sys
+import tempfile
 
 ROOT = "app"
+# What TensorFlow's C++ side prints while it loads, whatever TF_CPP_MIN_LOG_LEVEL says: absl's
+# notice that it logs before being set up, and oneDNN's note that it is on (twice each, once per
+# library). The start line of train and eval says what a user needs of it.
+START_UP_CHATTER = re.compile(
+    r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    r"|I\d{4} [\d:.]+ +\d+ port\.cc:\d+\] oneDNN custom operations are on\..*"
+    r"|I\d{4} [\d:.]+ +\d+ cpu_feature_guard\.cc:\d+\] .*"
+    r"|To enable the following instructions: .*)$")
 
 
 class _BelowWarning(logging.Filter):
@@ -34,6 +46,36 @@ def configure() -> None:
     for handler in (information, problems):
         handler.setFormatter(plain)
         logger.addHandler(handler)
+
+
+def import_tensorflow_quietly() -> None:
+    """Imports TensorFlow and Keras with their start-up chatter held back: everything they print
+    on stderr meanwhile is passed on, but for START_UP_CHATTER."""
+    printed: list[str] = []
+    with _stderr_captured(printed):
+        import keras  # noqa: F401
+        import tensorflow  # noqa: F401
+    for line in printed:
+        if not START_UP_CHATTER.match(line):
+            print(line, file=sys.stderr)
+
+
+@contextlib.contextmanager
+def _stderr_captured(lines: list[str]):
+    """Points file descriptor 2 (where C++ code writes too) at a temporary file meanwhile, and
+    adds what was written there to `lines`."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            lines += capture.read().decode(errors="replace").splitlines()
 
 
 def duration(seconds: float) -> str:

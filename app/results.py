@@ -8,7 +8,9 @@ A result is {"step", "precision_at_1", "loss", "num_examples", "checkpoint", "we
 """
 from __future__ import annotations
 
+import errno
 import json
+import os
 from pathlib import Path
 
 RESULTS_FILE = "results.jsonl"
@@ -30,8 +32,21 @@ def read_results(eval_dir) -> list[dict]:
 
 
 def append_result(eval_dir, result: dict) -> None:
-    with open(Path(eval_dir) / RESULTS_FILE, "a", encoding="utf-8") as results:
-        results.write(json.dumps(result) + "\n")
+    """Appends one whole line, or nothing: a write that fails halfway (a full disk) is cut off
+    again, so that the next line does not start after half of this one."""
+    line = (json.dumps(result) + "\n").encode("utf-8")
+    descriptor = os.open(Path(eval_dir) / RESULTS_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT,
+                         0o666)
+    try:
+        size_before = os.fstat(descriptor).st_size
+        try:
+            if os.write(descriptor, line) < len(line):
+                raise OSError(errno.ENOSPC, "No space left on device (the line fitted in part)")
+        except OSError:
+            os.ftruncate(descriptor, size_before)
+            raise
+    finally:
+        os.close(descriptor)
 
 
 def history(eval_dir) -> list[dict]:

@@ -20,14 +20,24 @@ Eval run (train_dir/eval), all at each checkpoint's global step:
   the Projector's embeddings          files, not events: app/projector.py
 HParams (train_dir): written by app/hparams.py.
 
+Each program marks where it starts (`mark_session_start`): after a kill -9 the trainer resumes
+from its last checkpoint and trains the steps after it a second time, and the mark makes
+TensorBoard drop what the earlier start wrote from that step on, so that no curve repeats a step.
+
 Histograms of large tensors see a fixed-size, evenly strided sample: conv1's activations alone are
 4.7M values a batch, and bucketing all of them costs more than a whole training step.
 """
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import tensorflow as tf
+from tensorboard.compat.proto import event_pb2
 from tensorboard.plugins.pr_curve import summary as pr_curve_summary
+# The only way TensorFlow 2 writes a whole Event (a SessionLog is not a Summary) through a
+# summary writer: the op exists for it, but its wrapper is not exported.
+from tensorflow.python.ops.summary_ops_v2 import import_event
 
 HISTOGRAM_SAMPLE_SIZE = 16_384
 IMAGES_SHOWN = 10
@@ -67,6 +77,19 @@ class LossAverages(tf.Module):
                                     + (1.0 - LOSS_AVERAGE_DECAY) * value))
         self.updates.assign_add(1)
         return {name: average.read_value() for name, average in self.averages.items()}
+
+
+def mark_session_start(step: int) -> None:
+    """Writes SessionLog START at `step` to the default writer: TensorBoard (purge_orphaned_data,
+    its default) then drops every event of the run from `step` on that it read before the mark,
+    as the tutorial's Supervisor had it do. TensorBoard takes a run's first mark for its
+    beginning and only later ones for restarts, so the mark is written twice: a run whose
+    earlier starts wrote none (made before marks were written) is purged too, and for any other
+    the second mark drops nothing more."""
+    start = event_pb2.Event(step=step, wall_time=time.time(), session_log=event_pb2.SessionLog(
+        status=event_pb2.SessionLog.START)).SerializeToString()
+    for _ in range(2):
+        import_event(tf.constant(start))
 
 
 def write_activations_and_gradients(step, images, activations, gradients_and_variables) -> None:

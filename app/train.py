@@ -23,7 +23,7 @@ import time
 import keras
 import tensorflow as tf
 
-from app import checkpoints, data, devices, distribute, hparams, recipes, summaries
+from app import checkpoints, data, devices, distribute, hparams, recipes, scratch, summaries
 from app.averages import MovingAverages
 from app.exit_codes import ExitCode
 from app.logs import duration
@@ -49,7 +49,7 @@ class Trainer:
     def __init__(self, config):
         self.config = config
         train = config.train
-        devices.configure(threads=train.threads)
+        gpus = devices.configure(threads=train.threads, device=train.device)
         distribute.split_cpu(train.cpu_devices)
         self.strategy = distribute.create_strategy(train.strategy)
         self.replicas = self.strategy.num_replicas_in_sync
@@ -64,8 +64,8 @@ class Trainer:
         xla = devices.use_xla(train.xla)
         # Summary steps run uncompiled: XLA cannot compile summary ops.
         self._compiled_forward_backward = tf.function(self._forward_backward, jit_compile=xla)
-        log.info(f"{self.replicas} replica(s) ({self.strategy.__class__.__name__}), "
-                 f"{precision}, XLA {'on' if xla else 'off'}")
+        log.info(f"training on {devices.describe(gpus)}; {distribute.describe(self.strategy)}; "
+                 f"{devices.describe_precision(precision)}, XLA {'on' if xla else 'off'}")
 
         # train.batch_size is per replica; the job as a whole takes this many images a step.
         self.global_batch_size = train.batch_size * self.replicas
@@ -155,8 +155,9 @@ class Trainer:
             return ExitCode.DONE
         self._handle_stop_signals()
         with self.writer.as_default():
+            summaries.mark_session_start(step)
             summaries.write_config(step, self.config.to_yaml())
-            hparams.write_hparams(self.config)
+            hparams.write_hparams(self.config, step)
             step = self._loop(step)
         self._save(step)
         if self.stop_requested:
@@ -169,6 +170,10 @@ class Trainer:
     def _restore(self) -> None:
         # Every worker of a job resumes from the chief's checkpoints, in train_dir.
         train_dir = self.config.paths.train_dir
+        if self.output.chief:
+            for removed in checkpoints.remove_unfinished_saves(train_dir):
+                log.info(f"removed {removed}: a save cut short (by a kill or a full disk) "
+                         f"before the state file listed it")
         restored = checkpoints.restore_newest_that_fits(
             self.checkpoint, train_dir,
             f"this model (train.recipe: {self.config.train.recipe})")
@@ -290,6 +295,9 @@ def main(config) -> int:
     except distribute.DistributionError as error:
         log.error(f"config error: {error}")
         return ExitCode.BAD_INPUT
+    except devices.GpusNotSeen as error:
+        log.error(f"error: {error}")
+        return error.exit_code
     try:
         exit_code = trainer.run()
     except checkpoints.CheckpointsDoNotFit as error:
@@ -312,6 +320,7 @@ def _exit_without_teardown(trainer: Trainer, exit_code: int) -> None:
     hold the GPU after max_steps. The checkpoint is on disk by now; only the event file and our
     output still need flushing."""
     trainer.writer.close()
+    scratch.remove()  # atexit would, were it not for os._exit
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(exit_code)

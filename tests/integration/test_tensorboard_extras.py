@@ -193,7 +193,7 @@ def test_hparams_compares_runs_that_share_a_parent_folder(evaluated, tmp_path):
             settings = config.load(None, [f"tutorial.initial_learning_rate={{learning_rate}}"], {{}})
             writer = tf.summary.create_file_writer(f"{tmp_path}/{{run}}")
             with writer.as_default():
-                hparams.write_hparams(settings)
+                hparams.write_hparams(settings, step=0)
             writer.close()
         """)], cwd=REPO_ROOT, env=app_environment(), capture_output=True, text=True, timeout=300)
     assert written.returncode == 0, written.stderr

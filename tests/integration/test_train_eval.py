@@ -132,7 +132,7 @@ def test_eval_events_sit_at_the_checkpoints_global_step(trained):
     assert scalar_steps(root / "train" / "eval", "precision @ 1") == [MAX_STEPS]
 
 
-def test_restart_resumes_and_eval_catches_up_on_every_checkpoint(trained, tmp_path):
+def test_restart_resumes_and_eval_catches_up_on_the_newer_checkpoints(trained, tmp_path):
     root = tmp_path / "copy"
     shutil.copytree(trained[0], root)
     environment = app_environment()
@@ -144,17 +144,33 @@ def test_restart_resumes_and_eval_catches_up_on_every_checkpoint(trained, tmp_pa
     assert LOG_LINE.findall(more.stdout)[0][0] == "325"
     assert checkpoint_state(root / "train") == "model.ckpt-350"
 
-    # Eval has seen 300; the watcher evaluates the others oldest first and stops at max_steps.
-    (root / "train" / "model.ckpt-100.data-00000-of-00001").unlink()  # as if rotated mid-read
+    # Eval has seen 300: the watcher evaluates what is newer and stops at max_steps; the older
+    # checkpoints it passes over, so that the eval curves only go forward.
     watcher = subprocess.run([sys.executable, "-m", "app", "eval",
                               *settings(root, **{"train.max_steps": 350})],
                              cwd=REPO_ROOT, env=environment, capture_output=True, text=True,
                              timeout=600)
     assert watcher.returncode == ExitCode.DONE, watcher.stderr
-    assert "skipped model.ckpt-100" in watcher.stdout
+    for older in (100, 200):
+        assert f"passed over model.ckpt-{older}: older than the newest evaluated" in watcher.stdout
     steps = [json.loads(line)["step"] for line in
              (root / "train" / "eval" / "results.jsonl").read_text().splitlines()]
-    assert steps == [300, 200, 350]
+    assert steps == [300, 350]
+
+
+def test_eval_skips_a_checkpoint_rotated_away_while_it_reads_it(trained, tmp_path):
+    root = tmp_path / "copy"
+    shutil.copytree(trained[0], root)
+    (root / "train" / "eval").rename(root / "eval-of-300")  # as if nothing were evaluated yet
+    (root / "train" / "model.ckpt-100.data-00000-of-00001").unlink()  # as if rotated mid-read
+    watcher = subprocess.run([sys.executable, "-m", "app", "eval", *settings(root)],
+                             cwd=REPO_ROOT, env=app_environment(), capture_output=True, text=True,
+                             timeout=600)
+    assert watcher.returncode == ExitCode.DONE, watcher.stderr
+    assert "skipped model.ckpt-100: gone or incomplete while being read" in watcher.stdout
+    steps = [json.loads(line)["step"] for line in
+             (root / "train" / "eval" / "results.jsonl").read_text().splitlines()]
+    assert steps == [200, 300]
 
 
 def test_sigterm_saves_the_step_reached_and_exits_0(trained, tmp_path):

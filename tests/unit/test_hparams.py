@@ -25,10 +25,10 @@ def test_an_unset_seed_is_left_out_and_the_real_data_has_no_synthetic_sizes():
     assert not any(name.startswith("data.synthetic") for name in values)
 
 
-def test_written_hparams_are_what_the_plugin_reads(tmp_path):
+def test_written_hparams_are_what_the_plugin_reads_at_the_step_the_trainer_starts(tmp_path):
     config = configuration.load(None, ["tutorial.initial_learning_rate=0.05"], {})
     with tf.summary.create_file_writer(str(tmp_path)).as_default():
-        hparams.write_hparams(config)
+        hparams.write_hparams(config, step=1200)
     accumulator = event_accumulator.EventAccumulator(str(tmp_path))
     accumulator.Reload()
     contents = {tag: accumulator.SummaryMetadata(tag).plugin_data
@@ -44,3 +44,5 @@ def test_written_hparams_are_what_the_plugin_reads(tmp_path):
     assert session.hparams["tutorial.initial_learning_rate"].number_value == 0.05
     assert session.hparams["train.recipe"].string_value == "tutorial"
     assert sorted(h.name for h in experiment.hparam_infos) == sorted(session.hparams)
+    for tag in (metadata.EXPERIMENT_TAG, metadata.SESSION_START_INFO_TAG):
+        assert [event.step for event in accumulator.Tensors(tag)] == [1200]
