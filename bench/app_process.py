@@ -18,11 +18,13 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.harness import log_lines
+from tests.harness.environment import REPO_ROOT, app_environment
+
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
-TRAIN_STEP_LINE = re.compile(r"^step (\d+)/\d+, loss")
-EVAL_RESULT_LINE = re.compile(r"^precision @ 1 = ([0-9.]+) \(step (\d+)")
+TRAIN_STEP_LINE = log_lines.TRAIN_STEP
+EVAL_RESULT_LINE = log_lines.PRECISION
 
 
 def write_config(folder: Path, settings: dict) -> Path:
@@ -35,14 +37,6 @@ def write_config(folder: Path, settings: dict) -> Path:
     return path
 
 
-def app_environment() -> dict:
-    # Only the config file decides: a CIFAR10_* variable in the caller's shell would change the run.
-    environment = {name: value for name, value in os.environ.items()
-                   if not name.startswith("CIFAR10_")}
-    environment.update(PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="2")
-    return environment
-
-
 class AppProcess:
     def __init__(self, role: str, config_file: Path, *arguments: str, log_file: Path | None = None,
                  niceness: int = 0):
@@ -51,8 +45,8 @@ class AppProcess:
         self._log = open(log_file, "a") if log_file else None
         self.process = subprocess.Popen(
             [sys.executable, "-m", "app", role, "--config", str(config_file), *arguments],
-            cwd=REPO, env=app_environment(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True, bufsize=1,
+            cwd=REPO_ROOT, env=app_environment(TF_CPP_MIN_LOG_LEVEL="2"), stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
             preexec_fn=(lambda: os.nice(niceness)) if niceness else None)
         self.pid = self.process.pid
         self.started_at = time.monotonic()

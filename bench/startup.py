@@ -5,9 +5,9 @@ training scalar a user can see in it.
 
 Natively, the stack is started as `make run` starts it, through ./entrypoint.sh (which makes the
 data set ready, then execs supervisord with train, eval and tensorboard), by the test suite's own
-NativeStack (tests/fixtures/native_stack.py), in a fresh folder each run: a cold start, data set
+NativeStack (tests/harness/native_stack.py), in a fresh folder each run: a cold start, data set
 generation included. With --container the same is measured for the image under podman, through
-the container tests' own harness (tests/container/): --image names an image already in the
+the container tests' own harness (tests/harness/podman.py): --image names an image already in the
 podman store at --podman-root, otherwise one is built first (Debian base, Dockerfile, CPU
 flavour: several minutes, not counted).
 
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import statistics
 import tempfile
 import time
@@ -35,7 +34,13 @@ from pathlib import Path
 from typing import Callable
 
 from bench import machine
-from tests.fixtures.native_stack import NativeStack
+from tests.harness import log_lines
+from tests.harness.image import IMAGE, build_image, import_debian_base
+from tests.harness.native_stack import NativeStack
+from tests.harness.podman import (HostFootprint, IsolatedPodman, TrackedContainers,
+                                  other_podman_processes)
+from tests.harness.ports import answers_http, free_port
+from tests.harness.waiting import GaveUp, wait_until
 
 POLL_SECS = 0.2
 GIVE_UP_SECS = 300
@@ -52,16 +57,9 @@ def get_json(url: str):
         return json.loads(response.read())
 
 
-def answers(base_url: str) -> bool:
-    try:
-        with urllib.request.urlopen(base_url + "/", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
-def first_train_scalar(base_url: str) -> str | None:
+def first_train_scalar(port: int) -> str | None:
     """The tag of a train-run scalar TensorBoard already serves a point of, else None."""
+    base_url = f"http://127.0.0.1:{port}"
     try:
         tags = get_json(base_url + "/data/plugin/scalars/tags").get(TRAIN_RUN, {})
         preference = {tag: rank for rank, tag in enumerate(PREFERRED_TAGS)}
@@ -74,34 +72,38 @@ def first_train_scalar(base_url: str) -> str | None:
     return None
 
 
-def watch_milestones(started_at: float, base_url: str, log: Callable[[], str],
+def watch_milestones(started_at: float, port: int, log: Callable[[], str],
                      alive: Callable[[], bool], log_interval: float = POLL_SECS) -> dict:
     """Polls until TensorBoard serves a train scalar; returns seconds from start to each."""
     seconds: dict[str, float] = {}
-    scalar_tag = None
-    next_log_check = 0.0
-    while "first train scalar" not in seconds:
-        now = time.monotonic()
-        if now - started_at > GIVE_UP_SECS:
-            raise RuntimeError(f"no train scalar in TensorBoard after {GIVE_UP_SECS} s; the log "
-                               f"ends:\n{log()[-3000:]}")
-        if now >= next_log_check:
+    found = {"scalar_tag": None, "next_log_check": 0.0}
+
+    def reached(milestone: str) -> None:
+        seconds.setdefault(milestone, time.monotonic() - started_at)
+
+    def every_milestone_reached() -> bool:
+        if time.monotonic() >= found["next_log_check"]:
             if not alive():
-                raise RuntimeError(f"the appliance exited; its log ends:\n{log()[-3000:]}")
+                raise GaveUp("the appliance exited")
             text = log()
-            if "data ready" not in seconds and re.search(r"^data \| test: ", text, re.M):
-                seconds["data ready"] = now - started_at
-            if "trainer at step 0" not in seconds and re.search(
-                    r"^train \| (no checkpoint in|resumed from)", text, re.M):
-                seconds["trainer at step 0"] = now - started_at
-            next_log_check = now + log_interval
-        if "TensorBoard answers" not in seconds and answers(base_url):
-            seconds["TensorBoard answers"] = time.monotonic() - started_at
-        if "TensorBoard answers" in seconds and (tag := first_train_scalar(base_url)):
-            seconds["first train scalar"] = time.monotonic() - started_at
-            scalar_tag = tag
-        time.sleep(POLL_SECS)
-    return {"seconds": seconds, "scalar_tag": scalar_tag}
+            if log_lines.find(log_lines.DATA_SPLIT, text, split="test"):
+                reached("data ready")
+            if log_lines.FRESH_START.search(text) or log_lines.RESUMED.search(text):
+                reached("trainer at step 0")
+            found["next_log_check"] = time.monotonic() + log_interval
+        if "TensorBoard answers" not in seconds and answers_http(port):
+            reached("TensorBoard answers")
+        if "TensorBoard answers" in seconds and (tag := first_train_scalar(port)):
+            reached("first train scalar")
+            found["scalar_tag"] = tag
+        return "first train scalar" in seconds
+
+    try:
+        wait_until(every_milestone_reached, GIVE_UP_SECS, "a train scalar in TensorBoard",
+                   interval=POLL_SECS)
+    except GaveUp as gave_up:
+        raise GaveUp(f"{gave_up}; the log ends:\n{log()[-3000:]}") from None
+    return {"seconds": seconds, "scalar_tag": found["scalar_tag"]}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -113,8 +115,8 @@ def native_runs(runs: int) -> list[dict]:
             stack = NativeStack(Path(folder), config=STACK_CONFIG)
             stack.start()
             try:
-                result = watch_milestones(stack.started_at, f"http://127.0.0.1:{stack.port}",
-                                          stack.log, lambda: stack.process.poll() is None)
+                result = watch_milestones(stack.started_at, stack.port, stack.log,
+                                          lambda: stack.process.poll() is None)
             finally:
                 stopped = stack.stop()
         result.update(run=run, where="native", stopped_after_secs=stopped.get("stopped_after"))
@@ -123,23 +125,9 @@ def native_runs(runs: int) -> list[dict]:
     return results
 
 
-def other_podman_processes() -> list[int]:
-    """podman and conmon processes on this machine (call it while none of ours runs)."""
-    pids = []
-    for comm in Path("/proc").glob("[0-9]*/comm"):
-        try:
-            if comm.read_text().strip() in ("podman", "conmon"):
-                pids.append(int(comm.parent.name))
-        except OSError:
-            continue
-    return pids
-
-
 def container_runs(runs: int, image: str | None, podman_root: Path | None) -> list[dict]:
-    from tests.container.podman import HostFootprint, IsolatedPodman, TrackedContainers
-
     # The harness takes away the nf_tables tables and host paths podman added while it ran; with
-    # another podman session at work (the container tests), each would take away the other's.
+    # another podman at work (the container tests), each would take away the other's.
     if busy := other_podman_processes():
         raise SystemExit(f"another podman is at work on this machine (pids {busy}); run the "
                          f"container part when it has finished")
@@ -148,7 +136,7 @@ def container_runs(runs: int, image: str | None, podman_root: Path | None) -> li
     podman = IsolatedPodman(podman_root or Path(tempfile.mkdtemp(prefix="bench-podman-")))
     try:
         if image is None:
-            image = build_image(podman)
+            image = build(podman)
         results = []
         for run in range(1, runs + 1):
             others_seen.update(other_podman_processes())
@@ -158,8 +146,8 @@ def container_runs(runs: int, image: str | None, podman_root: Path | None) -> li
                 container = containers.run(env=CONTAINER_ENV, ports={port: 6006},
                                            volumes={Path(train_dir): "/cifar10_train"})
                 # Reading a container's log and state costs podman calls: once a second.
-                result = watch_milestones(container.started_at, f"http://127.0.0.1:{port}",
-                                          container.logs, container.is_running, log_interval=1.0)
+                result = watch_milestones(container.started_at, port, container.logs,
+                                          container.is_running, log_interval=1.0)
             result.update(run=run, where="container")
             print_run(result, header=not results)
             results.append(result)
@@ -175,24 +163,14 @@ def container_runs(runs: int, image: str | None, podman_root: Path | None) -> li
                 footprint.restore()
 
 
-def build_image(podman) -> str:
-    from tests.container.conftest import IMAGE, REPO, cpu_build_options, import_debian_base
-
+def build(podman: IsolatedPodman) -> str:
     print("building the image (not timed as start-up) ...", flush=True)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="bench-debian-") as work_dir:
         import_debian_base(podman, Path(work_dir))
-    status, log = podman.stream("build", *cpu_build_options(), "--tag", IMAGE, REPO,
-                                timeout=1800)
-    if status != 0:
-        raise RuntimeError(f"podman build exited {status}:\n{log[-4000:]}")
+    build_image(podman)
     print(f"built {IMAGE} in {time.monotonic() - started:.0f} s", flush=True)
     return IMAGE
-
-
-def free_port() -> int:
-    from tests.fixtures.native_stack import free_port as any_free_port
-    return any_free_port()
 
 
 # ---------------------------------------------------------------------------------------------

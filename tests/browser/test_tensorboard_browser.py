@@ -2,8 +2,7 @@
 chromium, driven through Debian's chromedriver), its Scalars dashboard showing the train and eval
 runs with the `total_loss` and `precision @ 1` charts drawn.
 
-TensorBoard's UI is Polymer components inside shadow roots, which selenium's locators do not
-enter, so the page is read with a little JavaScript that walks every shadow root.
+The page is read with JavaScript that walks every shadow root (tests/browser/shadow_dom.py).
 
 The screenshot goes to the test's folder; with TENSORBOARD_SCREENSHOT=docs/tensorboard-scalars.png
 it is also copied there (that is how the one in docs/ is made).
@@ -13,42 +12,18 @@ from __future__ import annotations
 import os
 import shutil
 import urllib.parse
-from pathlib import Path
 
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 
-from native_stack import REPO, wait_for
+from tests.browser.shadow_dom import EVERY_ELEMENT
+from tests.harness.environment import REPO_ROOT
+from tests.harness.waiting import wait_until
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 TRAIN_RUN = "."  # train writes its event files into train_dir itself, and TensorBoard names it so
 EVAL_RUN = "eval"
 CHARTS = {"total_loss": TRAIN_RUN, "precision @ 1": EVAL_RUN}
-
-# Shared by the queries below: every element of the page, shadow roots included.
-EVERY_ELEMENT = """
-function* everyElement(node) {
-  yield node;
-  if (node.shadowRoot) yield* everyElement(node.shadowRoot);
-  for (const child of node.children || []) yield* everyElement(child);
-}
-function visibleTexts(root) {
-  const texts = [];
-  for (const element of everyElement(root)) {
-    if (['STYLE', 'SCRIPT', 'TEMPLATE'].includes(element.tagName)) continue;
-    for (const child of element.childNodes || []) {
-      if (child.nodeType === Node.TEXT_NODE && child.textContent.trim()) {
-        texts.push(child.textContent.trim());
-      }
-    }
-  }
-  return texts;
-}
-"""
 
 RUN_NAMES = EVERY_ELEMENT + """
 for (const element of everyElement(document.documentElement)) {
@@ -86,39 +61,18 @@ return false;
 
 
 @pytest.fixture
-def browser(tmp_path):
-    for needed in (CHROMIUM, CHROMEDRIVER):
-        if not needed.exists():
-            pytest.fail(f"{needed} is missing: apt-get install the packages in "
-                        ".ci/debian-packages-stack.txt (CI installs them)")
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", f"--user-data-dir={tmp_path / 'chromium-profile'}",
-                 "--window-size=1400,900"):
-        options.add_argument(flag)
-    # Both paths given, so selenium never looks for (or downloads) a browser or driver itself.
-    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
-
-@pytest.fixture
 def scalars_page(browser, trained_stack):
     """The Scalars dashboard, filtered to the two charts a user watches, without smoothing."""
     tag_filter = "^(" + "|".join(CHARTS) + ")$"
     browser.get(f"http://127.0.0.1:{trained_stack.port}/#scalars"
                 f"&tagFilter={urllib.parse.quote(tag_filter)}&_smoothingWeight=0")
-    wait_for(lambda: browser.execute_script(SHOW_OUTLIERS), 60,
-             "the 'Ignore outliers' checkbox to be unticked")
+    wait_until(lambda: browser.execute_script(SHOW_OUTLIERS), 60,
+               "the 'Ignore outliers' checkbox to be unticked")
     return browser
 
 
 def test_scalars_dashboard_lists_the_train_and_eval_runs(scalars_page):
-    run_names = wait_for(lambda: scalars_page.execute_script(RUN_NAMES), 60, "the runs list")
+    run_names = wait_until(lambda: scalars_page.execute_script(RUN_NAMES), 60, "the runs list")
     assert TRAIN_RUN in run_names and EVAL_RUN in run_names, run_names
 
 
@@ -127,7 +81,7 @@ def test_scalars_dashboard_draws_total_loss_and_precision(scalars_page, tmp_path
         cards = scalars_page.execute_script(SCALAR_CARDS)
         return {card["title"] for card in cards if card["drawnLines"] > 0} >= set(CHARTS) and cards
 
-    cards = wait_for(drawn_charts, 60, f"charts of {', '.join(CHARTS)} with lines drawn")
+    cards = wait_until(drawn_charts, 60, f"charts of {', '.join(CHARTS)} with lines drawn")
     # Each tag comes from one run only, so each chart holds exactly that run's line. (The other
     # categories stay listed below the filtered group; they are not what this test is about.)
     lines_per_chart = {card["title"]: card["drawnLines"] for card in cards if card["title"] in CHARTS}
@@ -137,4 +91,4 @@ def test_scalars_dashboard_draws_total_loss_and_precision(scalars_page, tmp_path
     assert scalars_page.save_screenshot(str(screenshot))
     assert screenshot.stat().st_size > 10_000  # a blank page would be a few kB
     if os.environ.get("TENSORBOARD_SCREENSHOT"):
-        shutil.copyfile(screenshot, REPO / os.environ["TENSORBOARD_SCREENSHOT"])
+        shutil.copyfile(screenshot, REPO_ROOT / os.environ["TENSORBOARD_SCREENSHOT"])

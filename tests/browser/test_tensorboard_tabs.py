@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from native_stack import wait_for
-from test_tensorboard_browser import EVERY_ELEMENT, browser  # noqa: F401 (a fixture)
+from tests.browser.shadow_dom import EVERY_ELEMENT
+from tests.harness.waiting import wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -37,17 +37,17 @@ def open_tab(browser, port: int, tab: str):
 
 
 @pytest.mark.parametrize("tab", sorted(TAB_CONTENT))
-def test_tab_shows_the_runs_content(browser, trained_stack, tab):  # noqa: F811
+def test_tab_shows_the_runs_content(browser, trained_stack, tab):
     page = open_tab(browser, trained_stack.port, tab)
-    wait_for(lambda: TAB_CONTENT[tab] <= set(page.execute_script(PAGE_TEXTS)), 90,
-             f"the {tab} tab to show {sorted(TAB_CONTENT[tab])}")
+    wait_until(lambda: TAB_CONTENT[tab] <= set(page.execute_script(PAGE_TEXTS)), 90,
+               f"the {tab} tab to show {sorted(TAB_CONTENT[tab])}")
 
 
-def test_images_tab_shows_the_input_images_and_the_confusion_matrix(browser, trained_stack):  # noqa: F811
+def test_images_tab_shows_the_input_images_and_the_confusion_matrix(browser, trained_stack):
     page = open_tab(browser, trained_stack.port, "images")
-    wait_for(lambda: {"images", "confusion_matrix"} <= set(page.execute_script(PAGE_TEXTS)), 90,
-             "the images and confusion_matrix cards")
-    drawn = wait_for(lambda: [source for source in page.execute_script(LOADED_IMAGES)
+    wait_until(lambda: {"images", "confusion_matrix"} <= set(page.execute_script(PAGE_TEXTS)), 90,
+               "the images and confusion_matrix cards")
+    drawn = wait_until(lambda: [source for source in page.execute_script(LOADED_IMAGES)
                               if "/data/plugin/images/individualImage" in source], 90,
-                     "an image served by TensorBoard and drawn")
+                       "an image served by TensorBoard and drawn")
     assert len(drawn) >= 2

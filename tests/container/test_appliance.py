@@ -6,56 +6,26 @@ when TensorBoard first answers and when the first eval result appears.
 """
 from __future__ import annotations
 
-import json
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from .conftest import HOST_OWNER, free_port, owned_train_dir, record
-from .podman import Container, TrackedContainers
+from app.results import read_results
+from tests.harness.container_runs import (HOST_OWNER, MAX_STEPS, SMALL_RUN, owned_train_dir,
+                                          wait_on_container)
+from tests.harness.figures import record
+from tests.harness.podman import Container, TrackedContainers
+from tests.harness.ports import answers_http, free_port
+from tests.harness.waiting import GaveUp
 
 pytestmark = pytest.mark.container
 
-MAX_STEPS = 300
-SMALL_RUN = {
-    "CIFAR10_DATA_SOURCE": "synthetic",
-    "CIFAR10_DATA_SYNTHETIC_TRAIN_EXAMPLES": "2000",
-    "CIFAR10_DATA_SYNTHETIC_TEST_EXAMPLES": "500",
-    "CIFAR10_TRAIN_MAX_STEPS": str(MAX_STEPS),
-    "CIFAR10_TRAIN_BATCH_SIZE": "32",
-    "CIFAR10_TRAIN_CHECKPOINT_EVERY_STEPS": "50",
-    "CIFAR10_TRAIN_SUMMARY_EVERY_STEPS": "50",
-    "CIFAR10_EVAL_INTERVAL_SECS": "5",
-    "CIFAR10_EVAL_NUM_EXAMPLES": "500",
-    "CIFAR10_EVAL_BATCH_SIZE": "100",
-}
 TENSORBOARD_WITHIN_SECS = 180
 FIRST_EVAL_WITHIN_SECS = 300
 FINISHED_WITHIN_SECS = 600
-
-
-def answers_http(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
-def is_beyond_help(container: Container) -> bool:
-    """Exited, or supervisord gave up on a program (FATAL): no use waiting any longer."""
-    return not container.is_running() or "entered FATAL state" in container.logs()
-
-
-def eval_results(train_dir: Path) -> list[dict]:
-    results = train_dir / "eval" / "results.jsonl"
-    if not results.is_file():
-        return []
-    return [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
 
 
 class Milestones(threading.Thread):
@@ -73,7 +43,7 @@ class Milestones(threading.Thread):
         while not self._stop_polling.is_set():
             if not self.tensorboard_answered.is_set() and answers_http(self.port):
                 self._reached("tensorboard", self.tensorboard_answered)
-            if not self.first_eval_written.is_set() and eval_results(self.train_dir):
+            if not self.first_eval_written.is_set() and read_results(self.train_dir / "eval"):
                 self._reached("first eval", self.first_eval_written)
             if self.tensorboard_answered.is_set() and self.first_eval_written.is_set():
                 return
@@ -97,19 +67,20 @@ class Appliance:
     gave_up: str = ""  # the first wait that failed: later tests fail at once, not after their timeouts
 
     def wait_until(self, condition, what: str, timeout: float) -> None:
-        """Waits, counting from the container's start, until condition() is true."""
+        """Waits until condition() is true, `timeout` counting from the container's start."""
         if self.gave_up:
             pytest.fail(f"not waiting for {what}: an earlier wait failed ({self.gave_up})")
-        while not condition():
-            elapsed = time.monotonic() - self.container.started_at
-            if elapsed > timeout or is_beyond_help(self.container):
-                self.gave_up = f"{what}, not within {elapsed:.0f} s of the start"
-                pytest.fail(f"{self.gave_up}\n{self.logs_tail()}")
-            time.sleep(1)
+        left = timeout - (time.monotonic() - self.container.started_at)
+        try:
+            wait_on_container(self.container, condition, max(0.0, left),
+                              f"{what} (within {timeout} s of the start)")
+        except GaveUp as gave_up:
+            self.gave_up = str(gave_up).splitlines()[0]
+            raise
 
     def finished(self) -> bool:
         """Trained to max_steps and evaluated the last checkpoint."""
-        return any(result["step"] == MAX_STEPS for result in eval_results(self.train_dir))
+        return any(result["step"] == MAX_STEPS for result in read_results(self.train_dir / "eval"))
 
     def logs_tail(self) -> str:
         return "container logs (the end):\n" + self.container.logs()[-6000:]
@@ -147,7 +118,7 @@ def test_evaluates_the_first_checkpoint(appliance):
                          "a line in eval/results.jsonl", FIRST_EVAL_WITHIN_SECS)
     record("container start -> first eval result",
            f"{appliance.milestones.seconds['first eval']:.1f} s")
-    first = eval_results(appliance.train_dir)[0]
+    first = read_results(appliance.train_dir / "eval")[0]
     assert 0.0 <= first["precision_at_1"] <= 1.0
 
 

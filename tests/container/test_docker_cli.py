@@ -9,17 +9,18 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 import uuid
 
 import pytest
 
-from .conftest import free_port, owned_train_dir
-from .test_appliance import SMALL_RUN, TENSORBOARD_WITHIN_SECS, answers_http
+from tests.harness.container_runs import SMALL_RUN, owned_train_dir
+from tests.harness.ports import answers_http, free_port
+from tests.harness.waiting import GaveUp, wait_until
 
 pytestmark = pytest.mark.container
 
 SERVICE_START_SECS = 30
+TENSORBOARD_WITHIN_SECS = 180
 
 
 @pytest.fixture(scope="module")
@@ -30,12 +31,16 @@ def docker(podman):
     socket = podman.folder / "docker-api.sock"
     service = subprocess.Popen(["podman", "system", "service", "--time=0", f"unix://{socket}"],
                                env=podman.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + SERVICE_START_SECS
-    while not socket.exists():
-        if service.poll() is not None or time.monotonic() > deadline:
-            service.kill()
-            pytest.fail(f"podman system service did not start: {service.stderr.read()}")
-        time.sleep(0.2)
+    def started() -> bool:
+        if service.poll() is not None:
+            raise GaveUp(f"podman system service exited {service.returncode}")
+        return socket.exists()
+
+    try:
+        wait_until(started, SERVICE_START_SECS, "podman system service to listen", interval=0.2)
+    except GaveUp as gave_up:
+        service.kill()
+        pytest.fail(f"{gave_up}: {service.stderr.read()}")
     env = {**os.environ, "DOCKER_HOST": f"unix://{socket}",
            "DOCKER_CONFIG": str(podman.folder / "docker-config")}
 
@@ -63,10 +68,10 @@ def test_readme_docker_run_serves_tensorboard(docker, image, tmp_path):
         started = docker("run", "-d", "--name", name, *environment,
                          "-p", f"{port}:6006", "-v", f"{train_dir}:/cifar10_train", image)
         assert started.returncode == 0, started.stderr
-        deadline = time.monotonic() + TENSORBOARD_WITHIN_SECS
-        while not answers_http(port):
-            if time.monotonic() > deadline:
-                pytest.fail(f"no answer on port {port}:\n{docker('logs', name).stdout[-6000:]}")
-            time.sleep(1)
+        try:
+            wait_until(lambda: answers_http(port), TENSORBOARD_WITHIN_SECS,
+                       f"TensorBoard to answer on port {port}", interval=1)
+        except GaveUp as gave_up:
+            pytest.fail(f"{gave_up}:\n{docker('logs', name).stdout[-6000:]}")
     finally:
         docker("rm", "--force", "--volumes", name)

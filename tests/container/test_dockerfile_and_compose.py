@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.harness.environment import REPO_ROOT
 
 
 def hadolint() -> str:
@@ -21,16 +21,16 @@ def hadolint() -> str:
 
 
 def test_hadolint_finds_nothing():
-    result = subprocess.run([hadolint(), "--no-color", "Dockerfile"], cwd=REPO,
+    result = subprocess.run([hadolint(), "--no-color", "Dockerfile"], cwd=REPO_ROOT,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_compose_builds_this_checkout_and_reserves_the_gpu():
-    compose_file = REPO / "docker" / "compose.yaml"
+    compose_file = REPO_ROOT / "docker" / "compose.yaml"
     service = yaml.safe_load(compose_file.read_text())["services"]["appliance"]
     context = (compose_file.parent / service["build"]["context"]).resolve()
-    assert (context / service["build"].get("dockerfile", "Dockerfile")) == REPO / "Dockerfile"
+    assert (context / service["build"].get("dockerfile", "Dockerfile")) == REPO_ROOT / "Dockerfile"
     assert "${TENSORBOARD_PORT:-6006}:6006" in service["ports"]
     assert "../cifar10_train:/cifar10_train" in service["volumes"]
     devices = service["deploy"]["resources"]["reservations"]["devices"]

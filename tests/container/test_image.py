@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import IMAGE, REPO, host_ca_bundle, record
+from tests.harness.environment import REPO_ROOT
+from tests.harness.figures import record
+from tests.harness.image import IMAGE, host_ca_bundle
 
 pytestmark = pytest.mark.container
 
@@ -19,7 +21,7 @@ CONTEXT = ["Dockerfile", ".dockerignore", "app", "docker", "entrypoint.sh", "req
 
 def test_image_builds(podman, image_build):
     size = podman.inspect("image", IMAGE)["Size"]
-    record("image build (CPU flavor, from a local bookworm base)", f"{image_build['seconds']:.0f} s")
+    record("image build (CPU flavor, from a local bookworm base)", f"{image_build.seconds:.0f} s")
     record("image size (CPU flavor)", f"{size / 1e9:.2f} GB")
     assert size > 0
 
@@ -56,7 +58,7 @@ def test_ca_bundle_secret_leaves_no_trace(podman, image):
 def test_code_edit_keeps_the_tensorflow_layer(podman, image_build, tmp_path):
     context = tmp_path / "context"
     for name in CONTEXT:
-        source = REPO / name
+        source = REPO_ROOT / name
         if source.is_dir():
             shutil.copytree(source, context / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
@@ -67,7 +69,7 @@ def test_code_edit_keeps_the_tensorflow_layer(podman, image_build, tmp_path):
 
     edited = f"{IMAGE}-edited"
     started = time.monotonic()
-    status, log = podman.stream("build", *image_build["options"], "--tag", edited, context,
+    status, log = podman.stream("build", *image_build.options, "--tag", edited, context,
                                 timeout=900)
     podman("rmi", "--force", edited, check=False)
     assert status == 0, log[-4000:]

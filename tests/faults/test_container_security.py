@@ -1,19 +1,21 @@
-"""The image, as the container tests' harness builds and runs it: who runs, what listens, who may
-steer supervisord, what the layers keep, and bad configs through its entrypoint."""
+"""The image, as the tests' podman builds and runs it: who runs, what listens, who may steer
+supervisord, what the layers keep, and bad configs through its entrypoint."""
 from __future__ import annotations
 
 import pytest
 
-from bench import faults
-from tests.container.conftest import host_ca_bundle
-from tests.container.podman import TrackedContainers
+from tests.harness.container_runs import root_owned_volume
+from tests.harness.faults import container_checks as checks
+from tests.harness.faults.bad_configs import BAD_CONFIGS, refuses_bad_config_in_container
+from tests.harness.image import host_ca_bundle
+from tests.harness.podman import TrackedContainers
 
 pytestmark = [pytest.mark.faults, pytest.mark.container]
 
 VOLUMES = {
     "no volume": lambda folder: {},
     # What `docker run -v DIR:/cifar10_train` makes of a missing DIR: an empty folder of root's.
-    "root-owned volume": lambda folder: {faults.root_owned_volume(folder): "/cifar10_train"},
+    "root-owned volume": lambda folder: {root_owned_volume(folder): "/cifar10_train"},
 }
 
 
@@ -23,31 +25,31 @@ def appliance(request, podman, image, tmp_path_factory):
     mounted train_dir."""
     volumes = VOLUMES[request.param](tmp_path_factory.mktemp("volume"))
     with TrackedContainers(podman, image) as tracked:
-        yield faults.running_appliance(podman, tracked, volumes)
+        yield checks.running_appliance(podman, tracked, volumes)
 
 
 def test_every_process_runs_as_non_root(podman, appliance):
-    assert faults.process_users(podman, appliance)
-    assert faults.processes_as_root(podman, appliance) == []
+    assert checks.process_users(podman, appliance)
+    assert checks.processes_as_root(podman, appliance) == []
 
 
 def test_the_only_listening_tcp_port_is_6006(podman, appliance):
-    assert faults.listening_ports(podman, appliance) == {faults.APPLIANCE_PORT}
+    assert checks.listening_ports(podman, appliance) == {checks.APPLIANCE_PORT}
 
 
 def test_supervisord_socket_is_closed_to_other_users(podman, appliance):
-    assert faults.socket_open_to_others(podman, appliance) is None
+    assert checks.socket_open_to_others(podman, appliance) is None
 
 
 def test_the_ca_secret_leaves_no_trace_in_any_layer(podman, image):
-    _, traces = faults.ca_secret_traces(podman, image, host_ca_bundle())
+    _, traces = checks.ca_secret_traces(podman, image, host_ca_bundle())
     assert traces == []
 
 
 def test_no_credentials_or_tokens_in_the_image(podman, image):
-    assert faults.credential_traces(podman, image) == []
+    assert checks.credential_traces(podman, image) == []
 
 
-@pytest.mark.parametrize("case", faults.BAD_CONFIGS, ids=[c.name for c in faults.BAD_CONFIGS])
+@pytest.mark.parametrize("case", BAD_CONFIGS, ids=[c.name for c in BAD_CONFIGS])
 def test_bad_config_through_the_container_entrypoint(case, podman, image, tmp_path):
-    assert faults.refuses_bad_config_in_container(podman, image, case, tmp_path / "case") is None
+    assert refuses_bad_config_in_container(podman, image, case, tmp_path / "case") is None

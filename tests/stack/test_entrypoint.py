@@ -7,7 +7,8 @@ import subprocess
 import pytest
 import yaml
 
-from native_stack import ENTRYPOINT, REPO, NativeStack
+from tests.harness.environment import REPO_ROOT
+from tests.harness.native_stack import ENTRYPOINT, NativeStack
 
 pytestmark = pytest.mark.stack
 
@@ -48,4 +49,4 @@ def test_any_other_command_runs_as_is_even_with_a_broken_config(tmp_path):
     stack.config_file.write_text("train: [\n")  # a shell for debugging must still open
     result = run_entrypoint(stack, "sh", "-c", 'echo "$APPLIANCE_HOME"; exit 7')
     assert result.returncode == 7
-    assert result.stdout.strip() == str(REPO)
+    assert result.stdout.strip() == str(REPO_ROOT)

@@ -9,22 +9,20 @@ tests/browser); the stop-and-resume tests interrupt a stack of their own mid-tra
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-import native_stack
-from native_stack import ENTRYPOINT, MAX_STEPS, PROGRAMS, NativeStack, wait_for
+from app.exit_codes import ExitCode
+from tests.harness import log_lines
+from tests.harness.environment import REPO_ROOT
+from tests.harness.native_stack import (ENTRYPOINT, MAX_STEPS, PROGRAMS, STOP_GRACE_SECS,
+                                        NativeStack, child_pids, run_in_own_session)
+from tests.harness.waiting import wait_until
 
 pytestmark = pytest.mark.stack
-
-SUPERVISORD_OWN_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ ")
-PROGRAM_LINE = re.compile(r"^(train|eval|tensorboard|data) \| ")
-LOGGED_STEP = re.compile(r"^train \| step (\d+)/", re.M)
 
 
 # -- a stack that has trained to the end ------------------------------------------------------
@@ -73,7 +71,8 @@ def test_eval_results_cover_the_last_checkpoint(trained_stack):
 def test_every_output_line_names_its_program(trained_stack):
     log = trained_stack.log()
     unnamed = [line for line in log.splitlines()
-               if not (PROGRAM_LINE.match(line) or SUPERVISORD_OWN_LINE.match(line))]
+               if not (log_lines.PROGRAM_PREFIX.match(line)
+                       or log_lines.SUPERVISORD_OWN.match(line))]
     assert not unnamed, "lines without a program name:\n" + "\n".join(unnamed[:20])
     for expected in ("data | ", "train | step 10/", "eval | precision @ 1 = ",
                      "tensorboard | TensorBoard "):
@@ -85,16 +84,16 @@ def test_every_output_line_names_its_program(trained_stack):
 def test_health_is_ok_when_training_is_done(trained_stack, command):
     executable = {"python": sys.executable, "entrypoint.sh": str(ENTRYPOINT)}[command[0]]
     result = trained_stack.run(executable, *command[1:])
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.returncode == ExitCode.DONE, result.stdout + result.stderr
     assert result.stdout.startswith("healthy:")
 
 
 def test_health_says_what_is_wrong_without_supervisord(trained_stack, tmp_path):
     gone = tmp_path / "no-supervisord.sock"
     env = dict(trained_stack.env, APPLIANCE_SUPERVISOR_SOCKET=str(gone))
-    result = subprocess.run([sys.executable, "-m", "app", "health"], cwd=native_stack.REPO,
+    result = subprocess.run([sys.executable, "-m", "app", "health"], cwd=REPO_ROOT,
                             env=env, capture_output=True, text=True, timeout=60)
-    assert result.returncode == 1
+    assert result.returncode == ExitCode.UNHEALTHY
     assert f"unhealthy: cannot ask supervisord at {gone}" in result.stdout
 
 
@@ -111,35 +110,25 @@ def test_health_says_what_is_wrong_without_supervisord(trained_stack, tmp_path):
 def test_bad_config_exits_2_and_starts_nothing(tmp_path, config_text, env, message):
     stack = NativeStack(tmp_path, extra_env=env)
     stack.config_file.write_text(config_text)
-    process = subprocess.Popen([str(ENTRYPOINT)], cwd=tmp_path, env=stack.env, text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               start_new_session=True)
-    try:
-        stdout, stderr = process.communicate(timeout=60)
-    finally:
-        stack.process = process  # so that stop() cleans up, by pid, whatever it left
-        left_running = stack.stop()["left_running"]
-    assert process.returncode == 2, stdout + stderr
+    finished = run_in_own_session([str(ENTRYPOINT)], tmp_path, stack.env, timeout=60,
+                                  stderr_apart=True)
+    stderr = finished.stderr
+    assert finished.exit_code == ExitCode.BAD_INPUT, finished.output + stderr
     assert stderr.startswith(message.format(config_file=stack.config_file)), stderr
     assert len(stderr.splitlines()) == 1, "one line that says what and where"
-    assert not left_running
+    assert not finished.left_running
     assert not stack.socket_path.exists(), "supervisord was started"
     assert not stack.train_dir.exists() and not stack.data_dir.exists(), "folders were made"
 
 
 # -- a crash, a stop mid-training, and starting again -----------------------------------------
 
-def logged_steps(log: str) -> list[int]:
-    return [int(step) for step in LOGGED_STEP.findall(log)]
-
-
 def kill_the_trainer(stack: NativeStack) -> None:
     """SIGKILL to the trainer itself, as the kernel's OOM killer would do it. supervisord knows
     the pid of prefix_output.py, whose one child the trainer is."""
-    wrapper = int(stack.supervisorctl("pid", "train").stdout)
-    children = Path(f"/proc/{wrapper}/task/{wrapper}/children").read_text().split()
+    children = child_pids(int(stack.supervisorctl("pid", "train").stdout))
     assert len(children) == 1, children
-    os.kill(int(children[0]), signal.SIGKILL)
+    os.kill(children[0], signal.SIGKILL)
 
 
 @pytest.fixture(scope="module")
@@ -152,20 +141,20 @@ def interrupted_stack(tmp_path_factory):
     observed = stack.observed = {}
     stack.start()
     try:
-        wait_for(stack.tensorboard_answers, 120, "TensorBoard to answer HTTP")
-        wait_for(lambda: (stack.checkpoint_step() or 0) >= 50, 120, "a first checkpoint")
+        wait_until(stack.tensorboard_answers, 120, "TensorBoard to answer HTTP")
+        wait_until(lambda: (stack.checkpoint_step() or 0) >= 50, 120, "a first checkpoint")
 
         kill_the_trainer(stack)
-        resumed = wait_for(lambda: re.search(r"^train \| resumed from model\.ckpt-(\d+)$",
-                                             stack.log(), re.M), 120, "train to be restarted")
-        observed["resumed_after_crash_from"] = int(resumed.group(1))
+        resumed = wait_until(lambda: log_lines.RESUMED.search(stack.log()), 120,
+                             "train to be restarted")
+        observed["resumed_after_crash_from"] = int(resumed["step"])
 
         def steps_since_crash():
-            return logged_steps(stack.log()[resumed.end():])
+            return log_lines.steps(stack.log()[resumed.end():])
 
         past_checkpoint = stack.checkpoint_step() + 20
-        wait_for(lambda: max(steps_since_crash(), default=0) >= past_checkpoint, 60,
-                 f"step {past_checkpoint}")
+        wait_until(lambda: max(steps_since_crash(), default=0) >= past_checkpoint, 60,
+                   f"step {past_checkpoint}")
         observed["states"] = stack.program_states()
         observed["health"] = stack.run(sys.executable, "-m", "app", "health")
         stack.supervisorctl("stop", "eval")
@@ -190,20 +179,20 @@ def test_a_crashed_trainer_is_restarted_and_resumes(interrupted_stack):
 def test_health_is_ok_while_training(interrupted_stack):
     observed = interrupted_stack.observed
     assert observed["states"] == {"train": "RUNNING", "eval": "RUNNING", "tensorboard": "RUNNING"}
-    assert observed["health"].returncode == 0, observed["health"].stdout
+    assert observed["health"].returncode == ExitCode.DONE, observed["health"].stdout
 
 
 def test_health_names_a_program_that_is_not_running(interrupted_stack):
     health = interrupted_stack.observed["health_without_eval"]
-    assert health.returncode == 1
+    assert health.returncode == ExitCode.UNHEALTHY
     assert health.stdout.strip() == "unhealthy: eval: STOPPED"
 
 
 def test_sigterm_stops_every_program_within_30_s(interrupted_stack):
     observed = interrupted_stack.observed
-    assert observed["stopped_after"] < native_stack.STOP_GRACE_SECS
+    assert observed["stopped_after"] < STOP_GRACE_SECS
     assert observed["left_running"] == []
-    assert observed["exit_code"] == 0
+    assert observed["exit_code"] == ExitCode.DONE
 
 
 def test_sigterm_lets_train_save_a_checkpoint_at_the_step_reached(interrupted_stack):
@@ -220,13 +209,13 @@ def test_sigterm_lets_train_save_a_checkpoint_at_the_step_reached(interrupted_st
 def test_restart_resumes_from_that_checkpoint(interrupted_stack):
     step = interrupted_stack.observed["checkpoint_after_stop"]
     interrupted_stack.start()
-    wait_for(lambda: f"train | resumed from model.ckpt-{step}" in interrupted_stack.log(True),
-             120, f"train to resume from model.ckpt-{step}")
+    wait_until(lambda: log_lines.find(log_lines.RESUMED, interrupted_stack.log(True), step=step),
+               120, f"train to resume from model.ckpt-{step}")
 
     def steps_since_restart():
-        return logged_steps(interrupted_stack.log(since_start=True))
+        return log_lines.steps(interrupted_stack.log(since_start=True))
 
-    wait_for(steps_since_restart, 60, "training to go on")
+    wait_until(steps_since_restart, 60, "training to go on")
     assert min(steps_since_restart()) > step
 
 
@@ -234,13 +223,13 @@ def test_restart_resumes_from_that_checkpoint(interrupted_stack):
 
 @pytest.fixture(scope="module")
 def diverged_stack(tmp_path_factory):
-    """A stack whose learning rate makes the loss NaN at once: train exits 3."""
+    """A stack whose learning rate makes the loss NaN at once: train exits DIVERGED (3)."""
     stack = NativeStack(tmp_path_factory.mktemp("diverged_stack"),
                         extra_env={"CIFAR10_TRAIN_INITIAL_LEARNING_RATE": "1.0e+12"})
     stack.start()
     try:
-        wait_for(lambda: "exited: train" in stack.log(), 120, "train to exit")
-        wait_for(stack.tensorboard_answers, 120, "TensorBoard to answer HTTP")
+        wait_until(lambda: "exited: train" in stack.log(), 120, "train to exit")
+        wait_until(stack.tensorboard_answers, 120, "TensorBoard to answer HTTP")
         yield stack
     finally:
         stack.stop()
@@ -248,12 +237,13 @@ def diverged_stack(tmp_path_factory):
 
 def test_a_diverged_run_is_not_restarted(diverged_stack):
     log = diverged_stack.log()
-    assert "exited: train (exit status 3; expected)" in log
+    assert f"exited: train (exit status {ExitCode.DIVERGED:d}; expected)" in log
     assert log.count("spawned: 'train'") == 1
     assert diverged_stack.program_states()["tensorboard"] == "RUNNING"
 
 
 def test_health_names_a_diverged_run(diverged_stack):
     health = diverged_stack.run(sys.executable, "-m", "app", "health")
-    assert health.returncode == 1
-    assert "unhealthy: train: EXITED with status 3" in health.stdout.splitlines()
+    assert health.returncode == ExitCode.UNHEALTHY
+    diverged = f"unhealthy: train: EXITED with status {ExitCode.DIVERGED:d}"
+    assert diverged in health.stdout.splitlines()

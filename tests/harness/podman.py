@@ -1,10 +1,10 @@
 """A podman of the tests' own, and the containers it runs.
 
 `IsolatedPodman` keeps everything podman writes (images, containers, volumes, its database, run
-and temporary files, network configs) in one folder, with the settings this kind of machine
-needs (docs: /work/shared/DESIGN.md, "Facts about the machines here"):
+and temporary files, network configs) in one folder, with the settings a machine without
+systemd, on cgroup v1, needs:
 
-    runtime runc             crun fails on this machine's cgroup v1 setup
+    runtime runc             crun fails on a cgroup v1 setup
     cgroup manager cgroupfs  there is no systemd to ask
     events logger file       no journald either
     ulimits 20000/32768      higher defaults are refused
@@ -228,3 +228,17 @@ class TrackedContainers:
 
     def __exit__(self, *exc_info) -> None:
         self.remove_all()
+
+
+def other_podman_processes() -> list[int]:
+    """podman and conmon processes on this host (call it while none of ours runs). HostFootprint
+    takes away the nf_tables tables podman added meanwhile: with another podman at work, each
+    would take away the other's."""
+    pids = []
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            if comm.read_text().strip() in ("podman", "conmon"):
+                pids.append(int(comm.parent.name))
+        except OSError:
+            continue
+    return pids

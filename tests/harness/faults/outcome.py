@@ -1,0 +1,27 @@
+"""What a fault scenario returns, and how big a run of them is."""
+from __future__ import annotations
+
+import dataclasses
+
+@dataclasses.dataclass
+class Outcome:
+    name: str
+    figures: dict
+    faults: list[str]   # one line per broken promise; empty when the appliance held
+    seconds: float = 0.0
+
+
+class ScenarioError(RuntimeError):
+    """The scenario itself could not go on (its setup failed)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Size:
+    kills: int          # crash_loop: kill -9s of the trainer
+    stops: int          # graceful_stop: SIGTERMs to the stack
+    stop_within_secs: float  # graceful_stop: the latest moment into training a stop comes
+    race_secs: float    # eval_race: seconds of a checkpoint every step
+
+
+FULL = Size(kills=20, stops=10, stop_within_secs=60, race_secs=60)
+QUICK = Size(kills=5, stops=3, stop_within_secs=10, race_secs=20)

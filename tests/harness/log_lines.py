@@ -1,0 +1,53 @@
+"""Every line the appliance prints that a test or a benchmark reads, as one table of patterns.
+
+A program prints `step 10/200, loss = ...`; under supervisord (the container, `make run`) the
+same line reaches the console as `train | step 10/200, loss = ...` (docker/prefix_output.py puts
+the program's name in front). Each pattern matches both: the program's own output and the
+appliance's console, line by line or in a whole log (re.MULTILINE). Named groups hold the
+figures (`step`, `max_steps`, ...). supervisord's own lines carry no prefix.
+"""
+from __future__ import annotations
+
+import re
+
+
+def _printed_by(program: str, line: str) -> re.Pattern:
+    return re.compile(rf"^(?:{program} \| )?{line}", re.MULTILINE)
+
+
+# -- train ----------------------------------------------------------------------------------
+TRAIN_STEP = _printed_by("train", r"step (?P<step>\d+)/(?P<max_steps>\d+), loss = (?P<loss>\S+) ")
+RESUMED = _printed_by("train", r"resumed from model\.ckpt-(?P<step>\d+)$")
+FRESH_START = _printed_by("train", r"no checkpoint in (?P<train_dir>.+); starting from step 0$")
+SAVED = _printed_by("train", r"saved model\.ckpt-(?P<step>\d+)$")
+STOPPED_ON_REQUEST = _printed_by("train", r"stopped at step (?P<step>\d+) on request")
+REACHED_MAX_STEPS = _printed_by("train", r"reached train\.max_steps = (?P<max_steps>\d+)$")
+DISK_FULL = _printed_by("train", r"(?P<message>disk full: .*)$")
+DISK_HAS_ROOM = _printed_by("train", r"disk has room again")
+
+# -- eval -----------------------------------------------------------------------------------
+PRECISION = _printed_by("eval", r"precision @ 1 = (?P<precision>[0-9.]+) \(step (?P<step>\d+)")
+SKIPPED = _printed_by("eval", r"skipped model\.ckpt-(?P<step>\d+)")
+WATCHING = _printed_by("eval", r"watching (?P<train_dir>.+) for checkpoints")
+EVAL_TRACEBACK = _printed_by("eval", r"Traceback")
+
+# -- data -----------------------------------------------------------------------------------
+DATA_SPLIT = _printed_by("data", r"(?P<split>train|test): (?P<images>[\d,]+) images in ")
+
+# -- the console under supervisord ------------------------------------------------------------
+PROGRAM_PREFIX = re.compile(r"^(?P<program>train|eval|tensorboard|data) \| ")
+SUPERVISORD_OWN = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ ")
+SPAWNED = re.compile(r"spawned: '(?P<program>\w+)' with pid (?P<pid>\d+)")
+EXITED = re.compile(r"exited: (?P<program>\w+) \((?P<how>.+?)\)")
+
+
+def find(pattern: re.Pattern, text: str, **groups) -> list[re.Match]:
+    """The lines of `text` that match `pattern` with these values of its named groups:
+    find(SAVED, log, step=50)."""
+    return [match for match in pattern.finditer(text)
+            if all(match[name] == str(value) for name, value in groups.items())]
+
+
+def steps(text: str, pattern: re.Pattern = TRAIN_STEP) -> list[int]:
+    """The `step` of every line of `text` that matches `pattern` (the trainer's step lines)."""
+    return [int(match["step"]) for match in pattern.finditer(text)]
