@@ -18,6 +18,7 @@ import pytest
 from app.exit_codes import ExitCode
 from tests.harness import log_lines
 from tests.harness.environment import REPO_ROOT
+from tests.harness.faults import bad_configs
 from tests.harness.native_stack import (ENTRYPOINT, MAX_STEPS, PROGRAMS, STOP_GRACE_SECS,
                                         NativeStack, child_pids, run_in_own_session)
 from tests.harness.waiting import wait_until
@@ -99,22 +100,26 @@ def test_health_says_what_is_wrong_without_supervisord(trained_stack, tmp_path):
 
 # -- a bad config stops everything before it starts -------------------------------------------
 
-@pytest.mark.parametrize("config_text, env, message", [
-    ("train:\n  max_stepz: 10\n", {},
-     "config error: {config_file}: line 2: unknown key 'train.max_stepz'"),
-    ("train: [\n", {}, "config error: {config_file}: line 2, column 1: invalid YAML"),
-    ("train:\n  max_steps: 10\n", {"CIFAR10_TRAIN_BATCH_SIZE": "lots"},
-     "config error: environment variable CIFAR10_TRAIN_BATCH_SIZE: train.batch_size: "
-     "expected a whole number"),
-], ids=["unknown key in the file", "broken YAML", "bad value in the environment"])
-def test_bad_config_exits_2_and_starts_nothing(tmp_path, config_text, env, message):
-    stack = NativeStack(tmp_path, extra_env=env)
-    stack.config_file.write_text(config_text)
+# The first line each of these cases must print, word for word: what is wrong, and where.
+EXACT_MESSAGES = {
+    "misspelt key": "config error: {config_file}: line 2: unknown key 'train.max_stpes'",
+    "unclosed bracket": "config error: {config_file}: line 2, column 5: invalid YAML",
+    "maybe as a boolean override": "config error: environment variable CIFAR10_EVAL_EXPORT_BEST: "
+                                   "eval.export_best: expected true or false",
+}
+
+
+@pytest.mark.parametrize("case", bad_configs.named(*EXACT_MESSAGES), ids=list(EXACT_MESSAGES))
+def test_bad_config_exits_2_and_starts_nothing(tmp_path, case):
+    stack = NativeStack(tmp_path, extra_env=case.env)
+    if case.file is not None:
+        stack.config_file.write_text(case.file)
     finished = run_in_own_session([str(ENTRYPOINT)], tmp_path, stack.env, timeout=60,
                                   stderr_apart=True)
     stderr = finished.stderr
     assert finished.exit_code == ExitCode.BAD_INPUT, finished.output + stderr
-    assert stderr.startswith(message.format(config_file=stack.config_file)), stderr
+    message = EXACT_MESSAGES[case.name].format(config_file=stack.config_file)
+    assert stderr.startswith(message), stderr
     assert len(stderr.splitlines()) == 1, "one line that says what and where"
     assert not finished.left_running
     assert not stack.socket_path.exists(), "supervisord was started"
