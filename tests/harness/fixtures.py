@@ -1,5 +1,5 @@
 """The fixtures every test folder shares, defined once (a pytest plugin: the root conftest names
-it in `pytest_plugins`, so one session has one of each, however many folders use it).
+it in `pytest_plugins`, so one test session has one of each, however many folders use it).
 
 Session:  trained_stack  the three programs natively: trained, evaluated, TensorBoard up
           podman         an isolated podman (own storage, config and networks under one folder)

@@ -3,7 +3,7 @@ a Debian base made here (no registry can be pulled from), with the host's CA bun
 secret (HTTPS from inside a build may go through a proxy that re-signs it).
 
 The container fixtures, bench.faults and bench.startup all build it through build_image(), which
-counts its builds: pytest's summary says how many a session did (one, when all goes well).
+counts its builds: pytest's summary says how many a test session did (one, when all goes well).
 """
 from __future__ import annotations
 
