@@ -2,7 +2,7 @@
 #
 #   docker build -t cifar10-appliance .                                          # GPU (CUDA from pip)
 #   docker build -t cifar10-appliance:cpu --build-arg TF_PACKAGE=tensorflow-cpu .  # CPU only, far smaller
-#   docker run --gpus all -p 6006:6006 -v "$PWD/cifar10_train:/cifar10_train" cifar10-appliance
+#   docker run --gpus all -p 127.0.0.1:6006:6006 -v "$PWD/cifar10_train:/cifar10_train" cifar10-appliance
 #
 # Behind a proxy that re-signs TLS, hand its CA bundle to the build as a secret; apt and pip use
 # it, and no layer keeps it:

@@ -20,8 +20,10 @@
 #   PYTHON                       the interpreter (default: .venv/bin/python beside this script,
 #                                else python3)
 #   APPLIANCE_SUPERVISOR_SOCKET  supervisord's control socket (default below); `health` and
-#                                `supervisorctl` find supervisord through it
-# Exported for app/supervisord.conf: APPLIANCE_HOME (this script's folder), PYTHON, PYTHONPATH.
+#                                `supervisorctl` find supervisord through it, and its password
+#                                in the file beside it (SOCKET.password)
+# Exported for app/supervisord.conf: APPLIANCE_HOME (this script's folder), PYTHON, PYTHONPATH,
+# APPLIANCE_SUPERVISOR_PASSWORD.
 #
 # Exit status (app/exit_codes.py): 2 (BAD_INPUT) for a bad config, before anything starts;
 # otherwise the program's own.
@@ -40,7 +42,12 @@ fi
 : "${APPLIANCE_USER:=cifar}"
 # The programs run in the caller's folder, so relative paths in the config mean the same to all.
 PYTHONPATH=$APPLIANCE_HOME${PYTHONPATH:+:$PYTHONPATH}
-export APPLIANCE_HOME PYTHON APPLIANCE_SUPERVISOR_SOCKET PYTHONPATH
+# supervisord's socket also asks for a password, made afresh at every start and kept in a file
+# only the owner may read (mode 0600), for supervisorctl and the health check. The socket itself
+# is 0700 already; without a password supervisord logs a false CRIT at every start.
+SUPERVISOR_PASSWORD_FILE=$APPLIANCE_SUPERVISOR_SOCKET.password
+APPLIANCE_SUPERVISOR_PASSWORD=$(cat "$SUPERVISOR_PASSWORD_FILE" 2> /dev/null || true)
+export APPLIANCE_HOME PYTHON APPLIANCE_SUPERVISOR_SOCKET PYTHONPATH APPLIANCE_SUPERVISOR_PASSWORD
 
 # Set by prepare when we are root: the owner of train_dir ("uid:gid") and the command prefix
 # that runs a program as that owner. Both stay empty when there is no one to drop to.
@@ -108,10 +115,24 @@ hand_output_to_owner() {
     done
 }
 
+# A new supervisord password in SUPERVISOR_PASSWORD_FILE, readable by the owner alone; replacing
+# the file by a rename, never writing through whatever stands at its name.
+new_supervisor_password() {
+    local file
+    file=$(mktemp "$SUPERVISOR_PASSWORD_FILE.XXXXXX")
+    head -c 24 /dev/urandom | base64 | tr -d '/+=\n' > "$file"
+    if [[ -n "$owner" ]]; then
+        chown "$owner" "$file"
+    fi
+    mv -f "$file" "$SUPERVISOR_PASSWORD_FILE"
+    APPLIANCE_SUPERVISOR_PASSWORD=$(cat "$SUPERVISOR_PASSWORD_FILE")
+}
+
 case "${1:-}" in
     "")
         prepare
         hand_output_to_owner
+        new_supervisor_password
         # Prefixed like the supervised programs' lines, so that every line says whose it is.
         "${run_as_owner[@]}" "$PYTHON" -m app.prefix_output data "$PYTHON" -m app data
         exec "${run_as_owner[@]}" "$PYTHON" -m supervisor.supervisord --nodaemon \

@@ -26,7 +26,8 @@ from app import config as configuration, logs, scratch
 from app.data import DataError
 from app.exit_codes import ExitCode
 
-log = logging.getLogger(__name__)
+# Not __name__: run as `python -m app`, this module is __main__, outside the app's logger.
+log = logging.getLogger(logs.ROOT)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -95,7 +96,9 @@ def _run(arguments, config) -> int:
         from app import evaluate
         return evaluate.main(config, once=arguments.once)
     if arguments.command == "tensorboard":
-        return _exec_tensorboard(config)
+        logs.import_tensorflow_quietly()  # TensorBoard reads event files with it
+        from app import tensorboard_server
+        return tensorboard_server.main(config)
     if arguments.command == "report":
         from app import report
         return report.main(config, plot_path=arguments.plot)
@@ -103,20 +106,6 @@ def _run(arguments, config) -> int:
         from app import health
         return health.main(config)
     raise AssertionError(arguments.command)
-
-
-def _exec_tensorboard(config) -> int:
-    command = [sys.executable, "-m", "tensorboard.main",
-               "--logdir", config.paths.train_dir, "--bind_all",
-               "--port", str(config.tensorboard.port),
-               "--reload_interval", f"{config.tensorboard.reload_interval_secs:g}",
-               # The fast loader is a second server (tensorboard_data_server) listening on a TCP
-               # port of its own; the Python one keeps 6006 the appliance's only open port.
-               "--load_fast", "false"]
-    os.makedirs(config.paths.train_dir, exist_ok=True)
-    log.info("exec " + " ".join(command))
-    sys.stdout.flush()
-    os.execv(sys.executable, command)
 
 
 if __name__ == "__main__":

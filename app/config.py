@@ -51,6 +51,9 @@ RENAMED_KEYS = {
 # Values an old key took that are named otherwise under the new one.
 RENAMED_VALUES = {"train.model": {"cnn": "tutorial", "resnet": "fast"}}
 
+# What to_yaml shows instead of a password.
+SECRET_LEFT_OUT = "(set, not shown)"
+
 log = logging.getLogger(__name__)
 
 
@@ -140,6 +143,8 @@ class EvalConfig:
 class TensorBoardConfig:
     port: int = _field(minimum=1, maximum=65535)
     reload_interval_secs: float = _field(exclusive_minimum=0.0)
+    password: str | None = _field()
+    password_file: str | None = _field()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,7 +161,12 @@ class Config:
         return dataclasses.asdict(self)
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.as_dict(), sort_keys=False)
+        """The configuration as a user writes it, the password left out (it lands in logs and in
+        TensorBoard's Text tab)."""
+        settings = self.as_dict()
+        if settings["tensorboard"]["password"] is not None:
+            settings["tensorboard"]["password"] = SECRET_LEFT_OUT
+        return yaml.safe_dump(settings, sort_keys=False)
 
 
 # With postponed annotations, dataclass field types are the names written above.
@@ -179,11 +189,13 @@ def load(config_file: str | None = None, overrides: list[str] = (),
 
 
 class _Setting:
-    """A value together with where it came from, so that errors can say where to fix it."""
+    """A value together with where it came from, so that errors can say where to fix it, and the
+    text it was read from when it came as text (a variable, --set)."""
 
-    def __init__(self, value: Any, origin: str):
+    def __init__(self, value: Any, origin: str, text: str | None = None):
         self.value = value
         self.origin = origin
+        self.text = text
 
 
 def _read_yaml_file(path: Path) -> dict[str, dict[str, _Setting]]:
@@ -256,7 +268,7 @@ def _environment_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, _S
         origin = f"environment variable {variable}"
         if not key:
             raise ConfigError(f"{origin}: expected {OVERRIDE_PREFIX}<SECTION>_<KEY>")
-        raw.setdefault(section, {})[key] = _Setting(_parse_scalar(text, origin), origin)
+        raw.setdefault(section, {})[key] = _Setting(_parse_scalar(text, origin), origin, text)
     return raw
 
 
@@ -268,7 +280,7 @@ def _command_line_overrides(overrides: list[str]) -> dict[str, dict[str, _Settin
         section, dot, key = dotted_key.strip().partition(".")
         if not equals or not dot or not section or not key:
             raise ConfigError(f"{origin}: expected --set section.key=value")
-        raw.setdefault(section, {})[key] = _Setting(_parse_scalar(text, origin), origin)
+        raw.setdefault(section, {})[key] = _Setting(_parse_scalar(text, origin), origin, text)
     return raw
 
 
@@ -284,7 +296,7 @@ def _renamed(layer: dict[str, dict[str, _Setting]]) -> dict[str, dict[str, _Sett
                 value = setting.value
                 if isinstance(value, str):
                     value = RENAMED_VALUES.get(old, {}).get(value, value)
-                setting = _Setting(value, setting.origin)
+                setting = _Setting(value, setting.origin, setting.text)
                 log.warning(f"{setting.origin}: '{old}' is now called '{new}' (write "
                             f"{_how_to_write(new, value, setting.origin)}); the old name still "
                             f"works in this release only")
@@ -359,6 +371,29 @@ def _check_together(config: Config, raw: dict[str, dict[str, _Setting]]) -> None
             f"{raw['eval']['num_examples'].origin}: eval.num_examples: expected at most the "
             f"{test_images:,} images of the {data.source} test set, got "
             f"{config.eval.num_examples:,}")
+    tensorboard = config.tensorboard
+    if tensorboard.password and tensorboard.password_file:
+        raise ConfigError(f"{raw['tensorboard']['password_file'].origin}: "
+                          f"tensorboard.password_file: set either it or tensorboard.password, "
+                          f"not both")
+    if tensorboard.password_file:
+        _check_password_file(tensorboard.password_file, raw["tensorboard"]["password_file"].origin)
+
+
+def _check_password_file(path: str, origin: str) -> None:
+    """A password file that is missing, unreadable or empty would leave TensorBoard open, or not
+    start it at all: both are refused here, before anything starts."""
+    where = f"{origin}: tensorboard.password_file: {path}"
+    try:
+        with open(path, encoding="utf-8") as secret:
+            empty = not secret.read().strip()
+    except FileNotFoundError:
+        raise ConfigError(f"{where}: no such file") from None
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or "not a text file"
+        raise ConfigError(f"{where}: cannot read it as uid {os.getuid()} ({reason})") from None
+    if empty:
+        raise ConfigError(f"{where}: the file is empty; it must hold the password")
 
 
 def _checked(section: str, field: dataclasses.Field, setting: _Setting) -> Any:
@@ -390,6 +425,11 @@ def _checked(section: str, field: dataclasses.Field, setting: _Setting) -> Any:
         if not math.isfinite(value):
             fail("a finite number")
     elif base_type is str:
+        # A free text given as text stays that text: a password 123456 or a path `yes` is not
+        # the number or the boolean YAML would read.
+        if (setting.text is not None and not field.metadata["choices"]
+                and isinstance(value, (bool, int, float))):
+            value = setting.text
         if not isinstance(value, str) and field.metadata["choices"]:
             fail("one of " + ", ".join(field.metadata["choices"]))  # e.g. `off`, read as false
         if not isinstance(value, str) or not value.strip():

@@ -10,11 +10,17 @@ agree. Clusters that separate by class are what a network that has learned looks
 Files, in the eval run's folder where the projector looks for them:
 
     train_dir/eval/projector_config.pbtxt   one embedding per kept step, the newest first
+    train_dir/projector_config.pbtxt        the same embeddings, for the training run's view
     train_dir/eval/projector/
         <layer>-step-<step>.tsv             the activations, one image a row (e.g. local4-step-300)
         metadata-step-<step>.tsv            index, class, predicted, correct (a header row first)
         sprite-<images>.png                 the images' thumbnails in a square grid, 32x32 each
         written_at_step-<step>.*            a marker checkpoint (see MARKER_NAME)
+
+The training run needs the config too: TensorBoard's projector lists every run that holds a
+checkpoint, the training run first, and would open on the first of the trainer's weight matrices;
+with the config, every run's first view is the test images, newest step first (the weight
+matrices follow in the drop-down).
 
 The newest KEPT_STEPS embeddings are kept, so the drop-down can show the clusters forming.
 Each step's embedding has its own name and files: the projector caches a tensor by its name for
@@ -64,10 +70,15 @@ def write(eval_dir: Path, step: int, layer: str, images: np.ndarray, labels: np.
     # {step: images}: a sample size changed between runs leaves embeddings of another size.
     kept = {step: _count_lines(folder / _embedding_file(layer, step))
             for step in _newest_steps(folder, layer)}
-    _write_atomically(Path(eval_dir) / CONFIG_FILE, lambda path: Path(path).write_text(
-        text_format.MessageToString(_config(layer, kept)), encoding="utf-8"))
+    eval_dir = Path(eval_dir)
+    # The eval run's config, and the training run's beside its checkpoints (see above).
+    for config_folder, files_folder in ((eval_dir, FILES_FOLDER),
+                                        (eval_dir.parent, f"{eval_dir.name}/{FILES_FOLDER}")):
+        config = text_format.MessageToString(_config(layer, kept, files_folder))
+        _write_atomically(config_folder / CONFIG_FILE,
+                          lambda path: Path(path).write_text(config, encoding="utf-8"))
     _forget_older_steps(folder, layer, kept)
-    _mark(Path(eval_dir), step)
+    _mark(eval_dir, step)
     return folder
 
 
@@ -107,15 +118,16 @@ def _newest_steps(folder: Path, layer: str) -> list[int]:
     return sorted(steps, reverse=True)[:KEPT_STEPS]
 
 
-def _config(layer: str, kept: dict[int, int]) -> ProjectorConfig:
+def _config(layer: str, kept: dict[int, int], files_folder: str) -> ProjectorConfig:
+    """The embeddings of the kept steps, their files in `files_folder`, relative to the folder
+    of the config itself."""
     config = ProjectorConfig()
     for step, images in kept.items():
         embedding = config.embeddings.add()
-        # Paths are relative to the config's folder, train_dir/eval.
         embedding.tensor_name = f"{layer} @ step {step}"
-        embedding.tensor_path = f"{FILES_FOLDER}/{_embedding_file(layer, step)}"
-        embedding.metadata_path = f"{FILES_FOLDER}/metadata-step-{step}.tsv"
-        embedding.sprite.image_path = f"{FILES_FOLDER}/sprite-{images}.png"
+        embedding.tensor_path = f"{files_folder}/{_embedding_file(layer, step)}"
+        embedding.metadata_path = f"{files_folder}/metadata-step-{step}.tsv"
+        embedding.sprite.image_path = f"{files_folder}/sprite-{images}.png"
         embedding.sprite.single_image_dim.extend([IMAGE_SIZE, IMAGE_SIZE])
     return config
 

@@ -25,7 +25,7 @@ TAB_CONTENT = {
     "histograms": {"conv1/activations", "conv1/kernel"},
     "distributions": {"conv1/activations", "conv1/kernel"},
     "graphs": {"Main Graph", "train_step"},
-    "hparams": {"precision @ 1 (eval)", "train.batch_size", "train.model"},
+    "hparams": {"precision @ 1 (eval)", "train.batch_size", "train.recipe"},
     "pr_curves": {"pr_curves/airplane", "pr_curves/truck"},
 }
 

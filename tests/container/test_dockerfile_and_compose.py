@@ -31,7 +31,8 @@ def test_compose_builds_this_checkout_and_reserves_the_gpu():
     service = yaml.safe_load(compose_file.read_text())["services"]["appliance"]
     context = (compose_file.parent / service["build"]["context"]).resolve()
     assert (context / service["build"].get("dockerfile", "Dockerfile")) == REPO_ROOT / "Dockerfile"
-    assert "${TENSORBOARD_PORT:-6006}:6006" in service["ports"]
+    # TensorBoard has no login: published on the loopback address unless asked otherwise.
+    assert "${TENSORBOARD_ADDRESS:-127.0.0.1}:${TENSORBOARD_PORT:-6006}:6006" in service["ports"]
     assert "../cifar10_train:/cifar10_train" in service["volumes"]
     devices = service["deploy"]["resources"]["reservations"]["devices"]
     assert {"driver": "nvidia", "count": "all", "capabilities": ["gpu"]} in devices

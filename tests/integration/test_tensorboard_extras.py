@@ -157,24 +157,32 @@ def plugin_routes(plugin_class, logdir: Path) -> dict:
     return {route: Client(app) for route, app in plugin_class(context).get_plugin_apps().items()}
 
 
-def test_tensorboards_projector_serves_the_eval_runs_embeddings(evaluated):
+def test_tensorboards_projector_opens_every_run_on_the_test_images(evaluated):
+    """Whichever run the Projector's drop-down starts with (the training run, which it lists for
+    its checkpoints), its first embedding is the test images', newest step first, with their
+    sprite and labels; the trainer's weight matrices come only after them."""
     from tensorboard.plugins.projector import projector_plugin
 
     root, _ = evaluated
     routes = plugin_routes(projector_plugin.ProjectorPlugin, root / "train")
-    assert "eval" in routes["/runs"].get("/runs").json
-    config = routes["/info"].get("/info", query_string={"run": "eval"}).json
-    newest = f"local4 @ step {PROJECTED_STEPS[0]}"
-    # Only eval's own embeddings: not the trainer's weight matrices from the parent folder.
-    assert [e["tensorName"] for e in config["embeddings"]] == [
-        f"local4 @ step {step}" for step in PROJECTED_STEPS]
-    query = {"run": "eval", "name": newest}
-    tensor = routes["/tensor"].get("/tensor", query_string=query)
-    assert tensor.status_code == 200 and len(tensor.data) == TEST_IMAGES * 192 * 4  # float32
-    metadata = routes["/metadata"].get("/metadata", query_string=query)
-    assert metadata.status_code == 200 and len(metadata.text.splitlines()) == TEST_IMAGES + 1
-    sprite = routes["/sprite_image"].get("/sprite_image", query_string=query)
-    assert sprite.status_code == 200 and sprite.data.startswith(b"\x89PNG")
+    runs = routes["/runs"].get("/runs").json
+    assert "eval" in runs and len(runs) == 2, runs
+    projected = [f"local4 @ step {step}" for step in PROJECTED_STEPS]
+    newest = projected[0]
+    for run in runs:
+        config = routes["/info"].get("/info", query_string={"run": run}).json
+        names = [e["tensorName"] for e in config["embeddings"]]
+        assert names[:len(projected)] == projected, (run, names[:5])
+        query = {"run": run, "name": newest}
+        tensor = routes["/tensor"].get("/tensor", query_string=query)
+        assert tensor.status_code == 200 and len(tensor.data) == TEST_IMAGES * 192 * 4  # float32
+        metadata = routes["/metadata"].get("/metadata", query_string=query)
+        assert metadata.status_code == 200 and len(metadata.text.splitlines()) == TEST_IMAGES + 1
+        sprite = routes["/sprite_image"].get("/sprite_image", query_string=query)
+        assert sprite.status_code == 200 and sprite.data.startswith(b"\x89PNG")
+    # Only eval's own embeddings in the eval run: not the trainer's weight matrices.
+    eval_config = routes["/info"].get("/info", query_string={"run": "eval"}).json
+    assert [e["tensorName"] for e in eval_config["embeddings"]] == projected
 
 
 def test_hparams_compares_runs_that_share_a_parent_folder(evaluated, tmp_path):

@@ -250,5 +250,6 @@ def test_a_diverged_run_is_not_restarted(diverged_stack):
 def test_health_names_a_diverged_run(diverged_stack):
     health = diverged_stack.run(sys.executable, "-m", "app", "health")
     assert health.returncode == ExitCode.UNHEALTHY
-    diverged = f"unhealthy: train: EXITED with status {ExitCode.DIVERGED:d}"
+    diverged = (f"unhealthy: train: EXITED with status {ExitCode.DIVERGED:d} "
+                "(training diverged: the loss became NaN)")
     assert diverged in health.stdout.splitlines()

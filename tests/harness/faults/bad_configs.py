@@ -68,7 +68,7 @@ BAD_CONFIGS = [
               "train.initial_learning_rate"),
     BadConfig("a port with its protocol", _section("tensorboard", port="6006/tcp"),
               "tensorboard.port"),
-    BadConfig("a list for a word", _section("train", model="[cnn]"), "train.model"),
+    BadConfig("a list for a word", _section("train", recipe="[tutorial]"), "train.recipe"),
     BadConfig("a mapping for a number", _section("eval", num_examples="{all: true}"),
               "eval.num_examples"),
     BadConfig("an empty value", "train:\n  max_steps:\n", "train.max_steps"),
