@@ -1,9 +1,10 @@
 """The command line: `python -m app <command> [--config FILE] [--set section.key=value ...]`.
 
     train         train, checkpoint and summarize until train.max_steps (resumes by itself)
-    eval          evaluate each new checkpoint every eval.interval_secs (--once: the newest, then exit)
+    eval          evaluate every run's new checkpoints every eval.interval_secs (--once: the newest of
+                  paths.run, then exit; --until-done: exit once every run is done)
     tensorboard   serve train_dir on tensorboard.port
-    report        print the eval history as a table and plot it (--plot FILE, default in eval/)
+    report        every run in a table and one plot (--run NAME: one run's history; --plot FILE)
     data          download and verify CIFAR-10, or generate the synthetic set, then exit
     check-config  print the resolved configuration, or say what is wrong with it
     health        exit 0 when the supervised programs and TensorBoard are as they should be
@@ -39,12 +40,19 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="SECTION.KEY=VALUE", help="override one key (repeatable)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
-    commands.add_parser("train", parents=[common], help="train until train.max_steps")
+    train = commands.add_parser("train", parents=[common], help="train until train.max_steps")
+    train.add_argument("--sweep-run", metavar="NAME",
+                       help="train only this run of the config's sweep (what a sweep runs)")
     evaluate = commands.add_parser("eval", parents=[common], help="evaluate new checkpoints")
-    evaluate.add_argument("--once", action="store_true", help="evaluate the newest and exit")
+    until = evaluate.add_mutually_exclusive_group()
+    until.add_argument("--once", action="store_true",
+                       help="evaluate the newest checkpoint of paths.run, then exit")
+    until.add_argument("--until-done", action="store_true",
+                       help="exit once every run is evaluated up to its max_steps, none training")
     commands.add_parser("tensorboard", parents=[common], help="serve train_dir")
-    report = commands.add_parser("report", parents=[common], help="table and plot of the evals")
+    report = commands.add_parser("report", parents=[common], help="every run side by side")
     report.add_argument("--plot", metavar="FILE", help="where to write the PNG plot")
+    report.add_argument("--run", metavar="NAME", help="one run's history instead")
     commands.add_parser("data", parents=[common], help="fetch or generate the data set")
     commands.add_parser("check-config", parents=[common], help="print the resolved config")
     commands.add_parser("health", parents=[common], help="check the running appliance")
@@ -80,6 +88,13 @@ def _run(arguments, config) -> int:
             log.info(f"{split}: {len(images):,} images in {batches}")
         return ExitCode.DONE
     if arguments.command == "train":
+        if arguments.sweep_run:
+            config = _sweep_entry(config, arguments.sweep_run)
+        elif config.sweep:
+            from app import sweep
+            handed_on = ([f"--config={arguments.config}"] if arguments.config else []) + [
+                f"--set={override}" for override in arguments.overrides]
+            return sweep.train_all(config, handed_on)
         scratch.use_own_folder("train")
         logs.import_tensorflow_quietly()
         from app import train
@@ -94,18 +109,26 @@ def _run(arguments, config) -> int:
         scratch.use_own_folder("eval")
         logs.import_tensorflow_quietly()
         from app import evaluate
-        return evaluate.main(config, once=arguments.once)
+        return evaluate.main(config, once=arguments.once, until_done=arguments.until_done)
     if arguments.command == "tensorboard":
         logs.import_tensorflow_quietly()  # TensorBoard reads event files with it
         from app import tensorboard_server
         return tensorboard_server.main(config)
     if arguments.command == "report":
         from app import report
-        return report.main(config, plot_path=arguments.plot)
+        return report.main(config, plot_path=arguments.plot, run=arguments.run)
     if arguments.command == "health":
         from app import health
         return health.main(config)
     raise AssertionError(arguments.command)
+
+
+def _sweep_entry(config, run: str):
+    for entry in config.sweep:
+        if entry.run == run:
+            return entry.config
+    raise configuration.ConfigError(f"--sweep-run {run}: the config's sweep has no run '{run}' "
+                                    f"(it has {', '.join(e.run for e in config.sweep) or 'none'})")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ restored so that none is ever lost or left half-written.
 The trainer saves through tf.train.CheckpointManager, which writes a checkpoint's files first and
 the state file last, and rotates the oldest away; eval and the trainer find checkpoints through the
 state file alone, so a save cut short is never read. The paths the state file records are taken
-for their names only: the volume may have been mounted elsewhere when they were written.
+for their names only: the volume may have been mounted elsewhere when they were written. Finding
+them needs no TensorFlow (`python -m app report` answers in a moment); saving and restoring do.
 
 A disk that fills up is waited out, not given up on (`with_room_on_disk`): a program that exits
 would be restarted by supervisord at once, again and again, while the disk stays full.
@@ -22,12 +23,11 @@ import time
 from pathlib import Path
 from typing import Callable, TypeVar
 
-import tensorflow as tf
-
 from app.exit_codes import ExitCode
 from app.logs import duration
 
 CHECKPOINT_NAME = "model.ckpt"
+STATE_FILE = "checkpoint"
 # Once a write failed for want of space, it is tried again as soon as this much was freed, and
 # at least this often (in case space is freed elsewhere, on a quota).
 DISK_ROOM_WORTH_A_TRY = 1 << 20
@@ -60,11 +60,19 @@ def step_of(path) -> int:
 
 def listed(folder: Path) -> list[Path]:
     """The checkpoints the state file lists, oldest first."""
-    state = tf.train.get_checkpoint_state(str(folder))
-    if state is None:
+    try:
+        state = (Path(folder) / STATE_FILE).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
         return []
-    return sorted((Path(folder) / Path(path).name for path in state.all_model_checkpoint_paths),
+    # The state file is a text protocol buffer (CheckpointState) of quoted paths.
+    names = {Path(path).name for path in re.findall(
+        r'^all_model_checkpoint_paths:\s*"(.*)"\s*$', state, re.MULTILINE)}
+    return sorted((Path(folder) / name for name in names if _is_checkpoint_name(name)),
                   key=step_of)
+
+
+def _is_checkpoint_name(name: str) -> bool:
+    return re.fullmatch(rf"{re.escape(CHECKPOINT_NAME)}-\d+", name) is not None
 
 
 def newest(folder: Path) -> Path | None:
@@ -80,12 +88,14 @@ def newest_name(folder: Path) -> str:
 
 # -- restoring and saving ---------------------------------------------------------------------
 
-def restore_newest_that_fits(checkpoint: tf.train.Checkpoint, folder: Path,
+def restore_newest_that_fits(checkpoint, folder: Path,
                              what_it_holds: str) -> Path | None:
     """Restores the newest listed checkpoint that restores into `checkpoint`, newest first (a save
     cut short must not keep the run from resuming from the one before); None when there is none.
     Raises CheckpointsDoNotFit when there are some but none fits; `what_it_holds` then names what
     they were expected to hold (e.g. "the tutorial recipe's model")."""
+    import tensorflow as tf
+
     checkpoints = listed(folder)
     newest_reason = None
     for path in reversed(checkpoints):
@@ -130,7 +140,9 @@ class Saver:
     """Saves numbered checkpoints into a folder and keeps the newest `keep`; a save that fails
     leaves no part of itself behind."""
 
-    def __init__(self, checkpoint: tf.train.Checkpoint, folder: Path, keep: int):
+    def __init__(self, checkpoint, folder: Path, keep: int):
+        import tensorflow as tf
+
         self.folder = Path(folder)
         self.manager = tf.train.CheckpointManager(checkpoint, str(folder), max_to_keep=keep,
                                                   checkpoint_name=CHECKPOINT_NAME)
@@ -141,6 +153,8 @@ class Saver:
     def save(self, step: int) -> None:
         """Writes the checkpoint of `step`, unless it is the newest already. Raises what the
         write raised (a tf.errors.OpError or OSError) after removing what it left."""
+        import tensorflow as tf
+
         if self.has_saved(step):
             return
         try:
@@ -164,6 +178,8 @@ def with_room_on_disk(write: Callable[[], Result], folder: Path, what: str, mean
     (`what` could not be done; `meanwhile` says what happens in the meantime) and tries again as
     soon as space is freed, or every DISK_FULL_RETRY_SECS. Raises StoppedWhileDiskFull when
     stop_requested() turns true while it waits; any other error at once."""
+    import tensorflow as tf
+
     waiting_since = None
     while True:
         try:

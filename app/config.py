@@ -13,6 +13,9 @@ ConfigError whose message names the source (file and line, variable, or --set) a
 
 A key that was renamed is still read under its old name for a release, with a one-line warning
 that names the new one (RENAMED_KEYS).
+
+A file may also list a sweep: runs that the trainer trains one after another, each a name and the
+keys it changes (app/sweep.py). Each is checked here like the rest, before anything starts.
 """
 from __future__ import annotations
 
@@ -27,6 +30,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
+
+from app import runs
 
 DEFAULTS_FILE = Path(__file__).resolve().parent / "defaults.yaml"
 CONFIG_FILE_VARIABLE = "CIFAR10_CONFIG"
@@ -61,15 +66,17 @@ class ConfigError(ValueError):
     """A configuration the appliance refuses to start with. str() is the whole message."""
 
 
-def _field(minimum=None, choices=None, exclusive_minimum=None, maximum=None, url=False):
+def _field(minimum=None, choices=None, exclusive_minimum=None, maximum=None, url=False,
+           folder_name=False):
     return dataclasses.field(metadata=dict(
         minimum=minimum, exclusive_minimum=exclusive_minimum, maximum=maximum, choices=choices,
-        url=url))
+        url=url, folder_name=folder_name))
 
 
 @dataclasses.dataclass(frozen=True)
 class PathsConfig:
     train_dir: str = _field()
+    run: str = _field(folder_name=True)
     data_dir: str = _field()
 
 
@@ -148,6 +155,15 @@ class TensorBoardConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class SweepEntry:
+    """One run of a sweep: its name (paths.run), the keys it changes, and the whole
+    configuration it trains with."""
+    run: str
+    changes: tuple[tuple[str, Any], ...]
+    config: Config = dataclasses.field(repr=False, compare=False)
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     paths: PathsConfig
     data: DataConfig
@@ -156,9 +172,13 @@ class Config:
     fast: FastConfig
     eval: EvalConfig
     tensorboard: TensorBoardConfig
+    sweep: tuple[SweepEntry, ...] = ()
 
     def as_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        settings = {field.name: dataclasses.asdict(getattr(self, field.name))
+                    for field in dataclasses.fields(self) if field.name != SWEEP}
+        settings[SWEEP] = [{"run": entry.run, "set": dict(entry.changes)} for entry in self.sweep]
+        return settings
 
     def to_yaml(self) -> str:
         """The configuration as a user writes it, the password left out (it lands in logs and in
@@ -169,8 +189,10 @@ class Config:
         return yaml.safe_dump(settings, sort_keys=False)
 
 
+SWEEP = "sweep"
 # With postponed annotations, dataclass field types are the names written above.
-SECTIONS: dict[str, type] = {f.name: globals()[f.type] for f in dataclasses.fields(Config)}
+SECTIONS: dict[str, type] = {f.name: globals()[f.type] for f in dataclasses.fields(Config)
+                             if f.name != SWEEP}
 VALUE_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 _EXPONENT_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
@@ -233,6 +255,9 @@ def _read_yaml_file(path: Path) -> dict[str, dict[str, _Setting]]:
     for section_node, keys_node in document.value:
         section = _scalar_key(path, section_node)
         origin = f"{path}: line {section_node.start_mark.line + 1}"
+        if section == SWEEP:
+            raw[SWEEP] = {"entries": _Setting(_sweep_entries(path, text, keys_node), origin)}
+            continue
         _check_section(RENAMED_KEYS.get(section, section), origin)
         # YAML would quietly keep only the last of two same keys: the other edit would be lost.
         if section in section_origins:
@@ -253,6 +278,41 @@ def _read_yaml_file(path: Path) -> dict[str, dict[str, _Setting]]:
     return raw
 
 
+def _sweep_entries(path: Path, text: str, node: yaml.Node) -> list[dict]:
+    """The sweep's entries as written: each {"run": _Setting, "set": {dotted key: _Setting}}."""
+    def line(of: yaml.Node) -> str:
+        return f"{path}: line {of.start_mark.line + 1}"
+
+    if not isinstance(node, yaml.SequenceNode):
+        raise ConfigError(f"{line(node)}: '{SWEEP}' must be a list of runs, each '- run: NAME' "
+                          f"with 'set:' and the keys it changes")
+    entries = []
+    for item in node.value:
+        if not isinstance(item, yaml.MappingNode):
+            raise ConfigError(f"{line(item)}: a sweep entry must be 'run: NAME' and 'set:'")
+        entry = {"run": None, "set": {}, "origin": line(item)}
+        for key_node, value_node in item.value:
+            key = _scalar_key(path, key_node)
+            if key == "run":
+                value = yaml.SafeLoader(text).construct_object(value_node, deep=True)
+                entry["run"] = _Setting(value, line(key_node))
+            elif key == "set" and isinstance(value_node, yaml.MappingNode):
+                for setting_node, setting_value in value_node.value:
+                    dotted = _scalar_key(path, setting_node)
+                    value = yaml.SafeLoader(text).construct_object(setting_value, deep=True)
+                    entry["set"][dotted] = _Setting(value, line(setting_node))
+            elif key == "set":
+                raise ConfigError(f"{line(key_node)}: 'set:' takes the keys the run changes, "
+                                  f"as section.key: value")
+            else:
+                raise ConfigError(f"{line(key_node)}: unknown key '{key}' in a sweep entry "
+                                  f"(an entry has 'run' and 'set')")
+        if entry["run"] is None:
+            raise ConfigError(f"{entry['origin']}: a sweep entry without 'run:', its name")
+        entries.append(entry)
+    return entries
+
+
 def _scalar_key(path: Path, node: yaml.Node) -> str:
     if not isinstance(node, yaml.ScalarNode):
         raise ConfigError(f"{path}: line {node.start_mark.line + 1}: keys must be plain names")
@@ -268,6 +328,7 @@ def _environment_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, _S
         origin = f"environment variable {variable}"
         if not key:
             raise ConfigError(f"{origin}: expected {OVERRIDE_PREFIX}<SECTION>_<KEY>")
+        _refuse_sweep_outside_a_file(section, origin)
         raw.setdefault(section, {})[key] = _Setting(_parse_scalar(text, origin), origin, text)
     return raw
 
@@ -280,6 +341,7 @@ def _command_line_overrides(overrides: list[str]) -> dict[str, dict[str, _Settin
         section, dot, key = dotted_key.strip().partition(".")
         if not equals or not dot or not section or not key:
             raise ConfigError(f"{origin}: expected --set section.key=value")
+        _refuse_sweep_outside_a_file(section, origin)
         raw.setdefault(section, {})[key] = _Setting(_parse_scalar(text, origin), origin, text)
     return raw
 
@@ -320,6 +382,11 @@ def _how_to_write(dotted_key: str, value: Any, origin: str) -> str:
     return f"'{key}: {text}' under '{section}:'"
 
 
+def _refuse_sweep_outside_a_file(section: str, origin: str) -> None:
+    if section == SWEEP:
+        raise ConfigError(f"{origin}: a sweep is a list of runs, given in a config file only")
+
+
 def _parse_scalar(text: str, origin: str) -> Any:
     try:
         return yaml.safe_load(text) if text.strip() else text
@@ -340,6 +407,48 @@ def _check_section(section: str, origin: str) -> type:
 
 
 def _build(raw: dict[str, dict[str, _Setting]]) -> Config:
+    sweep = raw.pop(SWEEP, {}).get("entries")
+    config = _build_sections(raw)
+    if sweep is None:
+        return config
+    if not isinstance(sweep.value, list):
+        raise ConfigError(f"{sweep.origin}: a sweep is given in a config file, as a list of runs")
+    return dataclasses.replace(config, sweep=tuple(_sweep(raw, sweep.value)))
+
+
+def _sweep(raw: dict[str, dict[str, _Setting]], entries: list[dict]):
+    """Each entry as a run of its own: a safe, unique name and the keys it changes, each checked
+    as it would be anywhere else, in the whole configuration it makes."""
+    seen = {}
+    for entry in entries:
+        name = entry["run"]
+        if not isinstance(name.value, str) or (problem := runs.name_problem(name.value)):
+            raise ConfigError(f"{name.origin}: sweep run {name.value!r}: expected a folder name "
+                              f"({problem if isinstance(name.value, str) else 'a text'})")
+        if name.value in seen:
+            raise ConfigError(f"{name.origin}: sweep run '{name.value}' twice (first at "
+                              f"{seen[name.value].rsplit(': ', 1)[-1]}); each run needs a name "
+                              f"of its own")
+        seen[name.value] = name.origin
+        overlay: dict[str, dict[str, _Setting]] = {"paths": {"run": name}}
+        for dotted, setting in entry["set"].items():
+            section, dot, key = dotted.partition(".")
+            if not dot or not key:
+                raise ConfigError(f"{setting.origin}: expected section.key, got '{dotted}'")
+            if section == "paths":
+                raise ConfigError(f"{setting.origin}: a sweep run keeps the appliance's paths; "
+                                  f"'{dotted}' cannot change per run (its name is its folder)")
+            overlay.setdefault(section, {})[key] = setting
+        overlay = _renamed(overlay)
+        layered = {section: dict(settings) for section, settings in raw.items()}
+        _merge(layered, overlay)
+        changes = tuple((f"{section}.{key}", setting.value)
+                        for section, settings in overlay.items() if section != "paths"
+                        for key, setting in settings.items())
+        yield SweepEntry(name.value, changes, _build_sections(layered))
+
+
+def _build_sections(raw: dict[str, dict[str, _Setting]]) -> Config:
     sections = {}
     for section, settings in raw.items():
         first_origin = next(iter(settings.values())).origin
@@ -438,6 +547,8 @@ def _checked(section: str, field: dataclasses.Field, setting: _Setting) -> Any:
             fail("a text without NUL characters")
         if field.metadata["url"] and urllib.parse.urlsplit(value).scheme not in URL_SCHEMES:
             fail("a URL starting " + " or ".join(f"{scheme}://" for scheme in URL_SCHEMES))
+        if field.metadata["folder_name"] and (problem := runs.name_problem(value)):
+            fail(f"a folder name ({problem})")
 
     rules = field.metadata
     if rules["choices"] and value not in rules["choices"]:
@@ -458,6 +569,19 @@ def _describe(base_type: type) -> str:
 def _did_you_mean(word: str, candidates, prefix: str = "") -> str:
     close = difflib.get_close_matches(word, list(candidates), n=1)
     return f" (did you mean '{prefix}{close[0]}'?)" if close else ""
+
+
+def with_sections_of(config: Config, record: dict, sections: tuple[str, ...]) -> Config:
+    """`config` with the keys of `sections` taken from `record` (a run's run.yaml, as its trainer
+    wrote it) where it has them; keys this version does not know are left out."""
+    changes = {}
+    for section in sections:
+        current = getattr(config, section)
+        known = {field.name for field in dataclasses.fields(current)}
+        values = {key: value for key, value in (record.get(section) or {}).items()
+                  if key in known}
+        changes[section] = dataclasses.replace(current, **values)
+    return dataclasses.replace(config, **changes)
 
 
 def check_paths(config: Config) -> None:

@@ -1,4 +1,4 @@
-"""The best model so far, as a SavedModel anyone can load: train_dir/export/best.
+"""The best model so far, as a SavedModel anyone can load: <run>/export/best.
 
 Eval exports whenever an evaluation beats the one exported: a higher precision @ 1, or the same
 precision with a lower loss. What it exports are the weights it has just measured, the moving
@@ -66,19 +66,19 @@ class Classifier(tf.Module):
                 "class_names": tf.gather(self.class_names, class_ids)}
 
 
-def best_folder(train_dir) -> Path:
-    return Path(train_dir) / results.EXPORTED_EVALUATION.parent
+def best_folder(run_folder) -> Path:
+    return Path(run_folder) / results.EXPORTED_EVALUATION.parent
 
 
-def improves_on_export(result: dict, train_dir) -> bool:
-    exported = results.exported_evaluation(train_dir)
+def improves_on_export(result: dict, run_folder) -> bool:
+    exported = results.exported_evaluation(run_folder)
     return exported is None or results.goodness(result) > results.goodness(exported)
 
 
-def export(classifier: Classifier, result: dict, train_dir) -> Path:
+def export(classifier: Classifier, result: dict, run_folder) -> Path:
     """Writes the classifier, its variables as they are now, to export/best. Raises OSError or
     a tf.errors.OpError when it cannot; `best` is then the previous export, untouched."""
-    export_root = best_folder(train_dir).parent
+    export_root = best_folder(run_folder).parent
     export_root.mkdir(parents=True, exist_ok=True)
     staging = export_root / f"{STAGING_PREFIX}{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
@@ -87,10 +87,10 @@ def export(classifier: Classifier, result: dict, train_dir) -> Path:
                             signatures={"serving_default": classifier.classify})
         (staging / EVALUATION_FILE).write_text(json.dumps(result, indent=2) + "\n",
                                                encoding="utf-8")
-        _swap_into_place(staging, best_folder(train_dir))
+        _swap_into_place(staging, best_folder(run_folder))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return best_folder(train_dir)
+    return best_folder(run_folder)
 
 
 def _swap_into_place(staging: Path, best: Path) -> None:
@@ -104,9 +104,9 @@ def _swap_into_place(staging: Path, best: Path) -> None:
     shutil.rmtree(previous, ignore_errors=True)
 
 
-def recover(train_dir) -> None:
+def recover(run_folder) -> None:
     """Puts back an export that a kill left stepped aside, and clears unfinished staging."""
-    best = best_folder(train_dir)
+    best = best_folder(run_folder)
     export_root = best.parent
     if not export_root.is_dir():
         return

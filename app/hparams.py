@@ -1,18 +1,21 @@
 """The HParams tab: this run's hyperparameters beside its final metrics, one row per run.
 
-Point TensorBoard at a folder holding several train_dirs and the tab compares them side by side:
-which learning rate, which model, which weight decay, and what precision each reached.
+TensorBoard shows every run of the volume, and the tab compares them side by side: which learning
+rate, which recipe, which weight decay, and what precision each reached.
 
-The trainer calls write_hparams once per start, under its writer (train_dir), at the step it
+The trainer calls write_hparams once per start, under its writer (the run's folder), at the step it
 starts from: after its session-start mark, so each start's record is the newest (TensorBoard shows
 the first start's values for a run; its metrics are the newest values of these scalars). The
 metrics are
 scalars TensorBoard already has; the plugin finds each under the session's run plus the metric's
 group, and shows its newest value:
 
-    precision @ 1 (eval)   train_dir/eval   "precision @ 1"
-    cross entropy (eval)   train_dir/eval   "cross_entropy"
-    total loss (train)     train_dir        "total_loss" (the 0.9 moving average)
+    precision @ 1 (eval)   <run>/eval   "precision @ 1"
+    cross entropy (eval)   <run>/eval   "cross_entropy"
+    total loss (train)     <run>        "total_loss" (the 0.9 moving average)
+
+(TensorBoard's hparams plugin finds no metrics for a session at the logdir's root, run "."; a
+run in a folder of its own gets them: one reason runs are folders of the volume.)
 """
 from __future__ import annotations
 

@@ -9,9 +9,9 @@ agree. Clusters that separate by class are what a network that has learned looks
 
 Files, in the eval run's folder where the projector looks for them:
 
-    train_dir/eval/projector_config.pbtxt   one embedding per kept step, the newest first
-    train_dir/projector_config.pbtxt        the same embeddings, for the training run's view
-    train_dir/eval/projector/
+    <run>/eval/projector_config.pbtxt       one embedding per kept step, the newest first
+    <run>/projector_config.pbtxt            the same embeddings, for the training run's view
+    <run>/eval/projector/
         <layer>-step-<step>.tsv             the activations, one image a row (e.g. local4-step-300)
         metadata-step-<step>.tsv            index, class, predicted, correct (a header row first)
         sprite-<images>.png                 the images' thumbnails in a square grid, 32x32 each
@@ -46,7 +46,7 @@ FILES_FOLDER = "projector"
 CONFIG_FILE = "projector_config.pbtxt"
 METADATA_FILE = re.compile(r"^metadata-step-(\d+)\.tsv$")
 # TensorBoard re-reads a run's projector config only when the run's newest checkpoint changes;
-# without one of its own, the eval run would inherit the trainer's (in the parent folder), show
+# without one of its own, the eval run would inherit the trainer's (in the run's folder), show
 # the trainer's weight matrices as embeddings, and miss the embedding written after training's
 # last checkpoint. This tiny checkpoint, renamed at every write, holds only the step it marks.
 MARKER_NAME = f"{FILES_FOLDER}/written_at_step"

@@ -1,7 +1,7 @@
 """What eval has measured, on disk: its history and the evaluation behind the export.
 
-    train_dir/eval/results.jsonl               one JSON line per evaluation, appended by eval
-    train_dir/export/best/evaluation.json      the result that made the export the best
+    <run>/eval/results.jsonl               one JSON line per evaluation, appended by eval
+    <run>/export/best/evaluation.json      the result that made the export the best
 
 A result is {"step", "precision_at_1", "loss", "num_examples", "checkpoint", "weights",
 "evaluated_at"}. No TensorFlow here: `python -m app report` reads these in a moment.
@@ -62,9 +62,9 @@ def goodness(result: dict) -> tuple[float, float]:
     return result["precision_at_1"], -result["loss"]
 
 
-def exported_evaluation(train_dir) -> dict | None:
+def exported_evaluation(run_folder) -> dict | None:
     """The evaluation behind the current export, or None when nothing is exported."""
     try:
-        return json.loads((Path(train_dir) / EXPORTED_EVALUATION).read_text(encoding="utf-8"))
+        return json.loads((Path(run_folder) / EXPORTED_EVALUATION).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return None

@@ -1,6 +1,6 @@
 """Everything TensorBoard shows, in one place, named as the tutorial named it.
 
-Training run (train_dir):
+Training run (<train_dir>/<run>, TensorBoard's run `<run>`):
   images                              the augmented inputs of a batch
   <layer>/activations, <layer>/sparsity   per layer: a histogram and the fraction of zeros
   cross_entropy (raw), cross_entropy  each loss as computed, and as its 0.9 moving average;
@@ -11,14 +11,14 @@ Training run (train_dir):
   replicas                            how many model replicas train in sync
   config                              the resolved configuration, as text
   the graph of the train step         traced once, at the first step
-Eval run (train_dir/eval), all at each checkpoint's global step:
+Eval run (<run>/eval, TensorBoard's `<run>/eval`), all at each checkpoint's global step:
   precision @ 1, cross_entropy        over eval.num_examples test images
   precision/<class>, recall/<class>   per class (see app/confusion.py for which is which)
   confusion_matrix                    an image: true class by predicted class
   pr_curves/<class>                   the precision-recall curve of "is it <class>?" (one against
                                       the rest, thresholding the softmax probability)
   the Projector's embeddings          files, not events: app/projector.py
-HParams (train_dir): written by app/hparams.py.
+HParams (<run>): written by app/hparams.py.
 
 Each program marks where it starts (`mark_session_start`): after a kill -9 the trainer resumes
 from its last checkpoint and trains the steps after it a second time, and the mark makes

@@ -1,4 +1,5 @@
-"""`python -m app tensorboard`: TensorBoard over train_dir, behind a password when one is set.
+"""`python -m app tensorboard`: TensorBoard over every run of the volume (train_dir), behind a
+password when one is set.
 
 TensorBoard has no login of its own, and whoever reaches its port sees everything: the training
 images, the weights, the configuration, the results. With `tensorboard.password` (or
@@ -18,6 +19,8 @@ import hmac
 import logging
 import os
 
+from app import runs
+
 log = logging.getLogger(__name__)
 REALM = "cifar10-appliance TensorBoard"
 
@@ -28,6 +31,7 @@ def main(config) -> int:
     settings = config.tensorboard
     password = read_password(settings)
     os.makedirs(config.paths.train_dir, exist_ok=True)
+    runs.adopt_old_layout(config.paths.train_dir, config.paths.run)  # before it reads a file
     server = program.TensorBoard(server_class=_server(password))
     server.configure(argv=[
         "tensorboard", "--logdir", config.paths.train_dir, "--bind_all",

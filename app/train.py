@@ -11,9 +11,13 @@ schedule -> moving averages of the weights. The global step is the optimizer's o
 counter, saved in every checkpoint, so a restart continues the schedule where it stopped.
 Checkpoints (app/checkpoints.py) are written every `checkpoint_every_steps` and/or
 `checkpoint_every_secs`, on SIGTERM/SIGINT (after the step in flight) and at max_steps.
+
+Everything goes into the run's folder, <train_dir>/<paths.run> (app/runs.py), whose lock this
+trainer holds while it trains: one trainer per run.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -23,7 +27,7 @@ import time
 import keras
 import tensorflow as tf
 
-from app import checkpoints, data, devices, distribute, hparams, recipes, scratch, summaries
+from app import checkpoints, data, devices, distribute, hparams, recipes, runs, scratch, summaries
 from app.averages import MovingAverages
 from app.exit_codes import ExitCode
 from app.logs import duration
@@ -53,7 +57,9 @@ class Trainer:
         distribute.split_cpu(train.cpu_devices)
         self.strategy = distribute.create_strategy(train.strategy)
         self.replicas = self.strategy.num_replicas_in_sync
-        self.output = distribute.OutputFolder(config.paths.train_dir)
+        # Every worker of a job resumes from the chief's checkpoints, in the run's folder.
+        self.run_folder = runs.folder(config.paths.train_dir, config.paths.run)
+        self.output = distribute.OutputFolder(self.run_folder)
         if train.seed is not None:
             tf.random.set_seed(train.seed)
 
@@ -64,7 +70,8 @@ class Trainer:
         xla = devices.use_xla(train.xla)
         # Summary steps run uncompiled: XLA cannot compile summary ops.
         self._compiled_forward_backward = tf.function(self._forward_backward, jit_compile=xla)
-        log.info(f"training on {devices.describe(gpus)}; {distribute.describe(self.strategy)}; "
+        log.info(f"training run '{config.paths.run}' on {devices.describe(gpus)}; "
+                 f"{distribute.describe(self.strategy)}; "
                  f"{devices.describe_precision(precision)}, XLA {'on' if xla else 'off'}")
 
         # train.batch_size is per replica; the job as a whole takes this many images a step.
@@ -154,6 +161,10 @@ class Trainer:
             log.info(f"already at step {step} >= train.max_steps {train.max_steps}; nothing to do")
             return ExitCode.DONE
         self._handle_stop_signals()
+        if self.output.chief:
+            self._with_room_on_disk(
+                lambda: runs.write_record(self.run_folder, self.config.to_yaml()),
+                f"write {runs.RECORD_FILE}")
         with self.writer.as_default():
             summaries.mark_session_start(step)
             summaries.write_config(step, self.config.to_yaml())
@@ -168,19 +179,17 @@ class Trainer:
         return ExitCode.DONE
 
     def _restore(self) -> None:
-        # Every worker of a job resumes from the chief's checkpoints, in train_dir.
-        train_dir = self.config.paths.train_dir
         if self.output.chief:
-            for removed in checkpoints.remove_unfinished_saves(train_dir):
+            for removed in checkpoints.remove_unfinished_saves(self.run_folder):
                 log.info(f"removed {removed}: a save cut short (by a kill or a full disk) "
                          f"before the state file listed it")
         restored = checkpoints.restore_newest_that_fits(
-            self.checkpoint, train_dir,
+            self.checkpoint, self.run_folder,
             f"this model (train.recipe: {self.config.train.recipe})")
         if restored:
             log.info(f"resumed from {restored.name}")
         else:
-            log.info(f"no checkpoint in {train_dir}; starting from step 0")
+            log.info(f"no checkpoint in {self.run_folder}; starting from step 0")
 
     def _loop(self, step: int) -> int:
         """Trains from `step` until max_steps or a stop request; returns the step reached."""
@@ -246,6 +255,10 @@ class Trainer:
                  f"({examples_per_sec:.1f} examples/sec; {sec_per_batch:.3f} sec/batch; "
                  f"{replicas}eta {eta})")
         summaries.write_throughput(step, examples_per_sec, sec_per_batch, self.replicas)
+        if self.output.chief:  # a view for eval and report: a full disk must not stop training
+            with contextlib.suppress(OSError):
+                runs.write_progress(self.run_folder, step, max_steps, examples_per_sec,
+                                    sec_per_batch)
 
     def _save(self, step: int) -> None:
         if self.saver.has_saved(step):
@@ -266,7 +279,7 @@ class Trainer:
         self.writer.flush()
 
     def _newest_checkpoint(self) -> str:
-        return checkpoints.newest_name(self.config.paths.train_dir)
+        return checkpoints.newest_name(self.run_folder)
 
     def _with_room_on_disk(self, write, what: str):
         try:
@@ -290,6 +303,14 @@ class Trainer:
 
 
 def main(config) -> int:
+    runs.adopt_old_layout(config.paths.train_dir, config.paths.run)
+    if distribute.is_chief():
+        try:
+            trainer_lock = runs.hold_trainer_lock(  # noqa: F841 (held until the process ends)
+                runs.folder(config.paths.train_dir, config.paths.run))
+        except runs.RunBusy as error:
+            log.error(f"error: {error}")
+            return ExitCode.BAD_INPUT
     try:
         trainer = Trainer(config)
     except distribute.DistributionError as error:
@@ -303,7 +324,7 @@ def main(config) -> int:
     except checkpoints.CheckpointsDoNotFit as error:
         log.error(f"error: {error}. Another recipe or config made them, and starting over would "
                   f"save over that run: go on with the config it was trained with, or give the "
-                  f"new run another paths.train_dir")
+                  f"new run another name (paths.run)")
         exit_code = error.exit_code
     except TrainingError as error:
         log.error(f"error: {error}")

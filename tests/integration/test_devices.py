@@ -28,7 +28,7 @@ def test_gpus_given_but_not_seen_exit_2_naming_the_causes_and_the_cpu_key(
         in error
     assert "CPU flavor" in error  # this TensorFlow is tensorflow-cpu: the likeliest cause here
     assert f"set {key}: cpu (environment: CIFAR10_{key.replace('.', '_').upper()}=cpu)" in error
-    assert not list((tmp_path / "train").glob("model.ckpt-*"))
+    assert not list((tmp_path / "train" / "default").glob("model.ckpt-*"))
 
 
 def test_the_cpu_on_purpose_trains_and_says_so(run_app, tmp_path):
@@ -36,11 +36,12 @@ def test_the_cpu_on_purpose_trains_and_says_so(run_app, tmp_path):
                      NVIDIA_VISIBLE_DEVICES="all")
     assert result.returncode == ExitCode.DONE, result.stdout + result.stderr
     first = result.stdout.splitlines()[0]
-    assert first.startswith("training on the CPU (") and "one replica; computing in float32" in first
+    assert first.startswith("training run 'default' on the CPU (")
+    assert "one replica; computing in float32" in first
 
 
 @pytest.mark.parametrize("value", ["void", "none", ""])
 def test_no_gpus_given_is_the_cpu_without_complaint(run_app, tmp_path, value):
     result = run_app("train", *small_run(tmp_path), NVIDIA_VISIBLE_DEVICES=value)
     assert result.returncode == ExitCode.DONE, result.stdout + result.stderr
-    assert result.stdout.startswith("training on the CPU")
+    assert result.stdout.startswith("training run 'default' on the CPU")

@@ -52,8 +52,8 @@ def test_mirrored_on_two_cpu_devices_trains_two_replicas(tmp_path):
     rate, seconds = map(float, re.search(r"\((\d+\.\d) examples/sec; (\d+\.\d+) sec/batch",
                                          result.stdout).groups())
     assert rate == pytest.approx(64 / seconds, rel=0.02)
-    assert checkpoint_state(tmp_path / "train") == "model.ckpt-40"
-    tags = event_tags(tmp_path / "train")
+    assert checkpoint_state(tmp_path / "train" / "default") == "model.ckpt-40"
+    tags = event_tags(tmp_path / "train" / "default")
     assert tags["replicas"] == "scalars" and tags["conv1/activations"] == "histograms"
 
 
@@ -109,9 +109,9 @@ def test_two_workers_train_together_and_only_the_chief_writes(tmp_path, job_fact
     assert job.wait(timeout=600) == [ExitCode.DONE] * 2, job.output(0) + job.output(1)
     for index in range(2):
         assert re.search(r"^step 40/40, .*2 replicas", job.output(index), re.MULTILINE)
-    assert checkpoint_state(tmp_path / "train") == "model.ckpt-40"
+    assert checkpoint_state(tmp_path / "train" / "default") == "model.ckpt-40"
     assert "saved model.ckpt-40" in job.output(0) and "saved model.ckpt" not in job.output(1)
-    assert len(list((tmp_path / "train").glob("events.out.tfevents.*"))) == 1
+    assert len(list((tmp_path / "train" / "default").glob("events.out.tfevents.*"))) == 1
     # The non-chief worker saved into a folder of its own, and removed it at the end.
     assert not list(job.temporary.glob("cifar10-worker-*"))
 
@@ -128,7 +128,7 @@ def test_a_killed_worker_fails_the_job_fast_and_both_resume(tmp_path, job_factor
     assert survivor_code not in (0, None)
     assert time.monotonic() - killed < 60
     assert "error: lost contact with another worker of the job" in job.output(0)
-    newest = checkpoint_state(tmp_path / "train")
+    newest = checkpoint_state(tmp_path / "train" / "default")
     assert f"resume from the chief's newest checkpoint, {newest}" in job.output(0)
 
     resumed = job_factory(tmp_path, **{"train.max_steps": int(newest.split("-")[1]) + 20})

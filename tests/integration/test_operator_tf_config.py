@@ -43,6 +43,6 @@ def test_a_chief_task_and_worker_0_train_together_and_only_the_chief_writes(tmp_
         assert "step 40/40" in output[task_type] and "2 replicas" in output[task_type]
     assert "saved model.ckpt-40" in output["chief"]
     assert "saved model.ckpt" not in output["worker"]  # worker 0, yet not the chief here
-    assert checkpoint_state(tmp_path / "train") == "model.ckpt-40"
-    assert len(list((tmp_path / "train").glob("events.out.tfevents.*"))) == 1
+    assert checkpoint_state(tmp_path / "train" / "default") == "model.ckpt-40"
+    assert len(list((tmp_path / "train" / "default").glob("events.out.tfevents.*"))) == 1
     assert not list(tmp_path.glob("cifar10-worker-*"))  # the worker's own folder is gone

@@ -55,10 +55,10 @@ def run_app(*arguments: str) -> subprocess.CompletedProcess:
 def evaluated(tmp_path_factory):
     """The run's root folder, after train, the eval watcher and report; and report's output."""
     root = tmp_path_factory.mktemp("extras")
-    for command in ("train", "eval"):
-        finished = run_app(command, *settings(root))
+    for command in (["train"], ["eval", "--until-done"]):
+        finished = run_app(*command, *settings(root))
         assert finished.returncode == ExitCode.DONE, finished.stdout + finished.stderr
-    report = run_app("report", *settings(root))
+    report = run_app("report", "--run", "default", *settings(root))
     assert report.returncode == ExitCode.DONE, report.stdout + report.stderr
     return root, report.stdout
 
@@ -71,13 +71,13 @@ def read_test_set(root: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def results(root: Path) -> list[dict]:
-    lines = (root / "train" / "eval" / "results.jsonl").read_text().splitlines()
+    lines = (root / "train" / "default" / "eval" / "results.jsonl").read_text().splitlines()
     return [json.loads(line) for line in lines]
 
 
 def eval_events(root: Path) -> event_accumulator.EventAccumulator:
     accumulator = event_accumulator.EventAccumulator(
-        str(root / "train" / "eval"), size_guidance={event_accumulator.TENSORS: 0})
+        str(root / "train" / "default" / "eval"), size_guidance={event_accumulator.TENSORS: 0})
     accumulator.Reload()
     return accumulator
 
@@ -119,7 +119,7 @@ def test_projector_files_hold_the_sample_its_labels_and_sprite(evaluated):
     from tensorboard.plugins.projector import ProjectorConfig
 
     root, _ = evaluated
-    eval_dir = root / "train" / "eval"
+    eval_dir = root / "train" / "default" / "eval"
     config = text_format.Parse((eval_dir / "projector_config.pbtxt").read_text(),
                                ProjectorConfig())
     assert [e.tensor_name for e in config.embeddings] == [
@@ -164,9 +164,9 @@ def test_tensorboards_projector_opens_every_run_on_the_test_images(evaluated):
     from tensorboard.plugins.projector import projector_plugin
 
     root, _ = evaluated
-    routes = plugin_routes(projector_plugin.ProjectorPlugin, root / "train")
+    routes = plugin_routes(projector_plugin.ProjectorPlugin, root / "train")  # the volume
     runs = routes["/runs"].get("/runs").json
-    assert "eval" in runs and len(runs) == 2, runs
+    assert sorted(runs) == ["default", "default/eval"], runs
     projected = [f"local4 @ step {step}" for step in PROJECTED_STEPS]
     newest = projected[0]
     for run in runs:
@@ -181,7 +181,7 @@ def test_tensorboards_projector_opens_every_run_on_the_test_images(evaluated):
         sprite = routes["/sprite_image"].get("/sprite_image", query_string=query)
         assert sprite.status_code == 200 and sprite.data.startswith(b"\x89PNG")
     # Only eval's own embeddings in the eval run: not the trainer's weight matrices.
-    eval_config = routes["/info"].get("/info", query_string={"run": "eval"}).json
+    eval_config = routes["/info"].get("/info", query_string={"run": "default/eval"}).json
     assert [e["tensorName"] for e in eval_config["embeddings"]] == projected
 
 
@@ -193,7 +193,7 @@ def test_hparams_compares_runs_that_share_a_parent_folder(evaluated, tmp_path):
     root, _ = evaluated
     learning_rates = {"run_a": 0.1, "run_b": 0.05}
     for run in learning_rates:
-        shutil.copytree(root / "train" / "eval", tmp_path / run / "eval")
+        shutil.copytree(root / "train" / "default" / "eval", tmp_path / run / "eval")
     written = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
         import tensorflow as tf
         from app import config, hparams
@@ -227,7 +227,7 @@ def test_the_export_classifies_in_a_process_of_its_own(evaluated, tmp_path):
     root, _ = evaluated
     history = results(root)
     best = max(history, key=lambda result: (result["precision_at_1"], -result["loss"]))
-    export = root / "train" / "export" / "best"
+    export = root / "train" / "default" / "export" / "best"
     exported = json.loads((export / "evaluation.json").read_text())
     assert exported["step"] == best["step"] and exported["weights"] == "moving_averages"
 
@@ -266,6 +266,18 @@ def test_report_prints_the_history_and_plots_it(evaluated):
         best_so_far = max(best_so_far, result["precision_at_1"])
         assert float(best) == pytest.approx(best_so_far, abs=5e-4)
     assert "exported: step" in output
-    plot = root / "train" / "eval" / "precision_at_1.png"
+    plot = root / "train" / "default" / "eval" / "precision_at_1.png"
     with Image.open(plot) as picture:
         assert picture.format == "PNG" and picture.size == (800, 450)
+
+
+def test_the_volumes_report_has_the_runs_row(evaluated):
+    root, _ = evaluated
+    volume = run_app("report", *settings(root))
+    assert volume.returncode == ExitCode.DONE, volume.stdout + volume.stderr
+    best = max(results(root), key=lambda result: (result["precision_at_1"], -result["loss"]))
+    [row] = [line.split() for line in volume.stdout.splitlines() if line.startswith("default ")]
+    assert row[:5] == ["default", "tutorial", f"{MAX_STEPS}/{MAX_STEPS}",
+                       f"{best['precision_at_1']:.3f}", str(best["step"])]
+    assert float(row[5]) > 0  # the trainer's latest images per second
+    assert (root / "train" / "precision_at_1.png").is_file()

@@ -87,7 +87,7 @@ def test_log_lines_show_progress_and_the_loss_falls(trained):
 
 def test_checkpoints_are_named_by_global_step_with_a_state_file(trained):
     root, train_log, _ = trained
-    train_dir = root / "train"
+    train_dir = root / "train" / "default"
     assert checkpoint_state(train_dir) == f"model.ckpt-{MAX_STEPS}"
     for step in (100, 200, 300):
         assert (train_dir / f"model.ckpt-{step}.index").is_file()
@@ -97,11 +97,12 @@ def test_checkpoints_are_named_by_global_step_with_a_state_file(trained):
 
 def test_eval_reports_precision_well_above_chance(trained):
     root, _, eval_log = trained
-    match = re.search(r"^precision @ 1 = (\d\.\d{3}) \(step 300;", eval_log, re.MULTILINE)
+    match = re.search(r"^\[default\] precision @ 1 = (\d\.\d{3}) \(step 300;", eval_log,
+                      re.MULTILINE)
     assert match, eval_log
     assert float(match.group(1)) >= 0.6
     [result] = [json.loads(line) for line in
-                (root / "train" / "eval" / "results.jsonl").read_text().splitlines()]
+                (root / "train" / "default" / "eval" / "results.jsonl").read_text().splitlines()]
     assert result["step"] == MAX_STEPS and result["num_examples"] == 1000
     assert result["precision_at_1"] == pytest.approx(float(match.group(1)), abs=5e-4)
     assert result["weights"] == "moving_averages"
@@ -109,7 +110,7 @@ def test_eval_reports_precision_well_above_chance(trained):
 
 def test_training_events_hold_every_tutorial_summary(trained):
     root, _, _ = trained
-    tags = event_tags(root / "train")
+    tags = event_tags(root / "train" / "default")
     expected = {"images": "images", "learning_rate": "scalars", "examples_per_sec": "scalars",
                 "sec_per_batch": "scalars", "config": "text", "train_step": "graph_run_metadata_graph",
                 "_hparams_/session_start_info": "hparams"}
@@ -122,14 +123,14 @@ def test_training_events_hold_every_tutorial_summary(trained):
     for loss in ("cross_entropy", "local3/weight_loss", "local4/weight_loss", "total_loss"):
         expected[loss] = expected[f"{loss} (raw)"] = "scalars"
     assert {tag: tags.get(tag) for tag in expected} == expected
-    assert scalar_steps(root / "train", "total_loss") == [0, 50, 100, 150, 200, 250, 299]
+    assert scalar_steps(root / "train" / "default", "total_loss") == [0, 50, 100, 150, 200, 250, 299]
 
 
 def test_eval_events_sit_at_the_checkpoints_global_step(trained):
     root, _, _ = trained
-    tags = event_tags(root / "train" / "eval")
+    tags = event_tags(root / "train" / "default" / "eval")
     assert tags["precision @ 1"] == "scalars" and tags["cross_entropy"] == "scalars"
-    assert scalar_steps(root / "train" / "eval", "precision @ 1") == [MAX_STEPS]
+    assert scalar_steps(root / "train" / "default" / "eval", "precision @ 1") == [MAX_STEPS]
 
 
 def test_restart_resumes_and_eval_catches_up_on_the_newer_checkpoints(trained, tmp_path):
@@ -142,11 +143,11 @@ def test_restart_resumes_and_eval_catches_up_on_the_newer_checkpoints(trained, t
     assert more.returncode == ExitCode.DONE, more.stderr
     assert "resumed from model.ckpt-300" in more.stdout
     assert LOG_LINE.findall(more.stdout)[0][0] == "325"
-    assert checkpoint_state(root / "train") == "model.ckpt-350"
+    assert checkpoint_state(root / "train" / "default") == "model.ckpt-350"
 
     # Eval has seen 300: the watcher evaluates what is newer and stops at max_steps; the older
     # checkpoints it passes over, so that the eval curves only go forward.
-    watcher = subprocess.run([sys.executable, "-m", "app", "eval",
+    watcher = subprocess.run([sys.executable, "-m", "app", "eval", "--until-done",
                               *settings(root, **{"train.max_steps": 350})],
                              cwd=REPO_ROOT, env=environment, capture_output=True, text=True,
                              timeout=600)
@@ -154,22 +155,22 @@ def test_restart_resumes_and_eval_catches_up_on_the_newer_checkpoints(trained, t
     for older in (100, 200):
         assert f"passed over model.ckpt-{older}: older than the newest evaluated" in watcher.stdout
     steps = [json.loads(line)["step"] for line in
-             (root / "train" / "eval" / "results.jsonl").read_text().splitlines()]
+             (root / "train" / "default" / "eval" / "results.jsonl").read_text().splitlines()]
     assert steps == [300, 350]
 
 
 def test_eval_skips_a_checkpoint_rotated_away_while_it_reads_it(trained, tmp_path):
     root = tmp_path / "copy"
     shutil.copytree(trained[0], root)
-    (root / "train" / "eval").rename(root / "eval-of-300")  # as if nothing were evaluated yet
-    (root / "train" / "model.ckpt-100.data-00000-of-00001").unlink()  # as if rotated mid-read
-    watcher = subprocess.run([sys.executable, "-m", "app", "eval", *settings(root)],
+    (root / "train" / "default" / "eval").rename(root / "eval-of-300")  # as if none evaluated
+    (root / "train" / "default" / "model.ckpt-100.data-00000-of-00001").unlink()  # as if rotated mid-read
+    watcher = subprocess.run([sys.executable, "-m", "app", "eval", "--until-done", *settings(root)],
                              cwd=REPO_ROOT, env=app_environment(), capture_output=True, text=True,
                              timeout=600)
     assert watcher.returncode == ExitCode.DONE, watcher.stderr
     assert "skipped model.ckpt-100: gone or incomplete while being read" in watcher.stdout
     steps = [json.loads(line)["step"] for line in
-             (root / "train" / "eval" / "results.jsonl").read_text().splitlines()]
+             (root / "train" / "default" / "eval" / "results.jsonl").read_text().splitlines()]
     assert steps == [200, 300]
 
 
@@ -194,7 +195,7 @@ def test_sigterm_saves_the_step_reached_and_exits_0(trained, tmp_path):
     assert time.monotonic() - signalled < 30
     stopped_at = int(re.search(r"stopped at step (\d+) on request", output).group(1))
     assert stopped_at > MAX_STEPS
-    assert checkpoint_state(root / "train") == f"model.ckpt-{stopped_at}"
+    assert checkpoint_state(root / "train" / "default") == f"model.ckpt-{stopped_at}"
 
 
 def test_nan_loss_stops_with_exit_3_and_keeps_the_last_good_checkpoint(trained, tmp_path):
@@ -207,7 +208,8 @@ def test_nan_loss_stops_with_exit_3_and_keeps_the_last_good_checkpoint(trained, 
     assert diverging.returncode == ExitCode.DIVERGED, diverging.stdout + diverging.stderr
     assert "error: the loss became NaN or infinite at step" in diverging.stderr
     assert "The last good checkpoint is kept: model.ckpt-300" in diverging.stderr
-    assert checkpoint_state(root / "train") == "model.ckpt-300"
+    assert checkpoint_state(root / "train" / "default") == "model.ckpt-300"
+    shutil.rmtree(root / "train" / "default" / "eval")  # so that it is evaluated anew
     evaluation = subprocess.run([sys.executable, "-m", "app", "eval", "--once", *settings(root)],
                                 cwd=REPO_ROOT, env=app_environment(), capture_output=True,
                                 text=True, timeout=600)

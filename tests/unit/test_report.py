@@ -4,7 +4,9 @@ from types import SimpleNamespace
 
 from PIL import Image
 
-from app import report, results
+import yaml
+
+from app import report, results, runs
 from app.exit_codes import ExitCode
 
 
@@ -13,12 +15,23 @@ def result(step, precision, loss):
             "checkpoint": f"model.ckpt-{step}", "weights": "moving_averages"}
 
 
-def write_results(train_dir, *rows, broken_line=False):
-    eval_dir = train_dir / "eval"
+def write_results(train_dir, *rows, broken_line=False, run="default"):
+    eval_dir = train_dir / run / "eval"
     eval_dir.mkdir(parents=True)
     lines = [json.dumps(row) for row in rows] + (['{"step": 9'] if broken_line else [])
     (eval_dir / "results.jsonl").write_text("\n".join(lines) + "\n")
     return eval_dir
+
+
+def write_run(train_dir, run, recipe, steps, max_steps, examples_per_sec, *rows):
+    """A run as its trainer and eval leave it: the state file, run.yaml, progress.json, results."""
+    folder = train_dir / run
+    write_results(train_dir, *rows, run=run)
+    (folder / "checkpoint").write_text("".join(
+        f'all_model_checkpoint_paths: "model.ckpt-{step}"\n' for step in steps))
+    runs.write_record(folder, yaml.safe_dump({"train": {"recipe": recipe,
+                                                          "max_steps": max_steps}}))
+    runs.write_progress(folder, steps[-1], max_steps, examples_per_sec, 0.05)
 
 
 def config(train_dir):
@@ -44,34 +57,53 @@ def test_table_shows_the_best_so_far_and_stars_each_new_best():
     ]
 
 
-def test_report_prints_the_table_and_writes_the_plot(tmp_path, capsys):
+def test_one_runs_report_prints_its_history_and_writes_its_plot(tmp_path, capsys):
     write_results(tmp_path, result(100, 0.3, 1.9), result(200, 0.9, 0.4))
-    assert report.main(config(tmp_path)) == 0
+    assert report.main(config(tmp_path), run="default") == ExitCode.DONE
     output = capsys.readouterr().out
-    assert "2 evaluated checkpoints in" in output
+    assert "2 evaluated checkpoints of run default in" in output
     assert "best: precision @ 1 = 0.900 at step 200" in output
-    plot = tmp_path / "eval" / "precision_at_1.png"
+    plot = tmp_path / "default" / "eval" / "precision_at_1.png"
     assert f"plot: {plot}" in output
     with Image.open(plot) as picture:
         assert picture.format == "PNG" and picture.size == (report.WIDTH, report.HEIGHT)
         colours = {colour for _, colour in picture.getcolors(maxcolors=1 << 16)}
-    assert report.LINE in colours and report.BEST in colours
+    assert report.COLOURS[0] in colours
+
+
+def test_the_report_of_the_volume_has_a_row_per_run_and_plots_them_together(tmp_path, capsys):
+    write_run(tmp_path, "default", "tutorial", [100, 200, 300], 1000, 2860.1,
+              result(100, 0.3, 1.9), result(200, 0.81, 0.6), result(300, 0.8, 0.5))
+    write_run(tmp_path, "fast-8", "fast", [50, 100], 100, 912.5,
+              result(50, 0.4, 1.2), result(100, 0.7, 0.8))
+    assert report.main(config(tmp_path)) == ExitCode.DONE
+    output = capsys.readouterr().out
+    rows = [line.split() for line in output.splitlines() if line.startswith(("default", "fast"))]
+    assert rows == [["default", "tutorial", "300/1000", "0.810", "200", "2860.1"],
+                    ["fast-8", "fast", "100/100", "0.700", "100", "912.5"]]
+    with Image.open(tmp_path / "precision_at_1.png") as picture:
+        colours = {colour for _, colour in picture.getcolors(maxcolors=1 << 16)}
+    assert report.COLOURS[0] in colours and report.COLOURS[1] in colours  # one line per run
 
 
 def test_report_names_the_export_when_there_is_one(tmp_path, capsys):
     write_results(tmp_path, result(100, 0.3, 1.9))
-    (tmp_path / "export" / "best").mkdir(parents=True)
-    (tmp_path / "export" / "best" / "evaluation.json").write_text(json.dumps(result(100, 0.3, 1.9)))
-    report.main(config(tmp_path), plot_path=str(tmp_path / "elsewhere" / "plot.png"))
+    best = tmp_path / "default" / "export" / "best"
+    best.mkdir(parents=True)
+    (best / "evaluation.json").write_text(json.dumps(result(100, 0.3, 1.9)))
+    report.main(config(tmp_path), plot_path=str(tmp_path / "elsewhere" / "plot.png"),
+                run="default")
     output = capsys.readouterr().out
-    assert f"exported: step 100 (precision @ 1 = 0.300) in {tmp_path / 'export' / 'best'}" in output
+    assert f"exported: step 100 (precision @ 1 = 0.300) in {best}" in output
     assert (tmp_path / "elsewhere" / "plot.png").is_file()
 
 
-def test_report_without_evaluations_says_so_and_exits_2(tmp_path, capsys):
+def test_report_without_runs_or_evaluations_says_so_and_exits_2(tmp_path, capsys):
     assert report.main(config(tmp_path)) == ExitCode.BAD_INPUT
+    assert "no runs yet" in capsys.readouterr().out
+    assert report.main(config(tmp_path), run="default") == ExitCode.BAD_INPUT
     assert "no evaluations yet" in capsys.readouterr().out
-    assert not (tmp_path / "eval" / "precision_at_1.png").exists()
+    assert not list(tmp_path.rglob("*.png"))
 
 
 def test_step_ticks_are_round_and_reach_past_the_last_step():
