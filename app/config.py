@@ -102,6 +102,7 @@ class TrainConfig:
     keep_checkpoints: int = _field(minimum=1)
     summary_every_steps: int = _field(minimum=1)
     log_every_steps: int = _field(minimum=1)
+    steps_per_call: int = _field(minimum=0)
     threads: int = _field(minimum=0)
     seed: int | None = _field(minimum=0)
     device: str = _field(choices=("auto", "gpu", "cpu"))

@@ -27,7 +27,7 @@ from tensorboard.plugins.hparams import api as hp
 # Keys of the train section that steer the bookkeeping, not what is learned.
 TRAIN_BOOKKEEPING = frozenset({"checkpoint_every_steps", "checkpoint_every_secs",
                                "keep_checkpoints", "summary_every_steps", "log_every_steps",
-                               "threads"})
+                               "steps_per_call", "threads", "device"})
 
 METRICS = (
     hp.Metric("precision @ 1", group="eval", display_name="precision @ 1 (eval)",

@@ -9,6 +9,13 @@
 One step: augmented batch -> model -> the recipe's loss -> an optimizer step on the recipe's
 schedule -> moving averages of the weights. The global step is the optimizer's own iteration
 counter, saved in every checkpoint, so a restart continues the schedule where it stopped.
+
+Steps run several to a call where nothing has to happen between them (`train_steps`: a loop in
+the graph, which draws its batches from the pipeline itself): on a GPU the tutorial CNN's step is a
+fraction of a millisecond, and one Python round trip per step would set the speed, as Keras'
+steps_per_execution knows. A call ends where something is due (the next log line, summary step,
+checkpoint or max_steps) and lasts at most MAX_SECS_PER_CALL, which bounds how long a stop request
+waits (train.steps_per_call caps or sets the number). Summary steps run one at a time.
 Checkpoints (app/checkpoints.py) are written every `checkpoint_every_steps` and/or
 `checkpoint_every_secs`, on SIGTERM/SIGINT (after the step in flight) and at max_steps.
 
@@ -33,6 +40,11 @@ from app.exit_codes import ExitCode
 from app.logs import duration
 
 log = logging.getLogger(__name__)
+
+# The longest a call of several steps may last. A stop request (docker stop's SIGTERM) is answered
+# after the call in flight, then the checkpoint is saved: this keeps that well inside docker's
+# 10 s and supervisord's 30 s grace. (A single step longer than this is one call of its own.)
+MAX_SECS_PER_CALL = 2.0
 
 
 class TrainingError(Exception):
@@ -125,6 +137,16 @@ class Trainer:
             summaries.write_losses(step, losses, averaged_losses, self.learning_rate(step))
         return losses["total_loss"]
 
+    @tf.function
+    def train_steps(self, batches, steps):
+        """`steps` plain steps in one call, each on the next batch of the iterator; returns the
+        last one's total loss. `steps` is a tensor, so that one graph serves every count."""
+        loss = tf.constant(0.0)
+        for _ in tf.range(steps):
+            images, labels = next(batches)
+            loss = self.train_step(images, labels, write_summaries=False)
+        return loss
+
     def _replica_step(self, step, images, labels, write_summaries: bool):
         forward_backward = (self._forward_backward if write_summaries
                             else self._compiled_forward_backward)
@@ -198,19 +220,25 @@ class Trainer:
         batches = self.batches = iter(self.dataset)
         last_save_time = time.monotonic()
         last_log_time, last_log_step = time.monotonic(), step
-        trace_graph = True
+        first_call = True
+        secs_per_step = None  # measured on the calls of several steps
         while step < train.max_steps and not self.stop_requested:
-            images, labels = next(batches)
-            # The last step too, so that every curve reaches the end of the run.
-            write_summaries = (step % train.summary_every_steps == 0
-                               or step + 1 == train.max_steps)
-            if trace_graph:  # once per process: later traces of the same graph export empty
-                tf.summary.trace_on(graph=True)
-            loss = self._step(step, images, labels, write_summaries)
-            if trace_graph:
-                tf.summary.trace_export(name="train_step", step=step)
-                trace_graph = False
-            step += 1
+            steps = (1 if first_call or summary_due(train, step)
+                     else steps_to_run(train, step, secs_per_step))
+            started = time.monotonic()
+            if steps == 1:
+                if first_call:  # once per process: later traces of the same graph export empty
+                    tf.summary.trace_on(graph=True)
+                images, labels = next(batches)
+                loss = self._run(step, lambda: self.train_step(
+                    images, labels, write_summaries=summary_due(train, step)))
+                if first_call:
+                    tf.summary.trace_export(name="train_step", step=step)
+                    first_call = False
+            else:
+                loss = self._run(step, lambda: self.train_steps(batches, tf.constant(steps)))
+                secs_per_step = (time.monotonic() - started) / steps
+            step += steps
 
             if step % train.log_every_steps == 0 or step == train.max_steps:
                 now = time.monotonic()
@@ -225,15 +253,17 @@ class Trainer:
                 last_save_time = time.monotonic()
         return step
 
-    def _step(self, step: int, images, labels, write_summaries: bool):
-        """One train_step, its errors said in the user's words."""
+    def _run(self, step: int, call):
+        """call(), one or several steps from `step`, its errors said in the user's words."""
         try:
-            return self.train_step(images, labels, write_summaries=write_summaries)
+            return call()
         except tf.errors.InvalidArgumentError as error:
             if "total_loss" not in error.message:
                 raise
+            # The step whose loss was not a number applied nothing: the counter stands before it.
+            diverged_at = int(self.global_step.numpy()) + 1
             raise TrainingDiverged(
-                f"the loss became NaN or infinite at step {step + 1}; training stopped. "
+                f"the loss became NaN or infinite at step {diverged_at}; training stopped. "
                 f"The last good checkpoint is kept: {self._newest_checkpoint()}. "
                 f"Try a lower learning rate (the `{self.config.train.recipe}:` section)"
             ) from None
@@ -242,7 +272,7 @@ class Trainer:
             if self.config.train.strategy != "multi_worker":
                 raise
             raise TrainingError(
-                f"lost contact with another worker of the job at step {step + 1} "
+                f"lost contact with another worker of the job after step {step} "
                 f"({type(error).__name__}). Restart all workers: they resume from "
                 f"the chief's newest checkpoint, {self._newest_checkpoint()}") from None
 
@@ -300,6 +330,33 @@ class Trainer:
 
         signal.signal(signal.SIGTERM, request_stop)
         signal.signal(signal.SIGINT, request_stop)
+
+
+def summary_due(train, step: int) -> bool:
+    """Whether the step that starts at `step` writes summaries (train: the config's section):
+    every summary_every_steps, and the last, so that every curve reaches the end of the run."""
+    return step % train.summary_every_steps == 0 or step + 1 == train.max_steps
+
+
+def steps_to_run(train, step: int, secs_per_step: float | None) -> int:
+    """How many plain steps the call that starts at `step` runs: up to the next step at which
+    something is due (a log line, a summary step, which runs alone, a checkpoint, max_steps), at
+    most train.steps_per_call (0: no cap of its own), and at most as many as fit in
+    MAX_SECS_PER_CALL at the pace measured so far (one, before there is a pace)."""
+    due = [train.max_steps, _next_multiple(step, train.log_every_steps),
+           _next_multiple(step, train.summary_every_steps), train.max_steps - 1]
+    if train.checkpoint_every_steps:
+        due.append(_next_multiple(step, train.checkpoint_every_steps))
+    steps = min(boundary for boundary in due if boundary > step) - step
+    if train.steps_per_call:
+        steps = min(steps, train.steps_per_call)
+    fit = int(MAX_SECS_PER_CALL / secs_per_step) if secs_per_step else 1
+    return max(1, min(steps, fit))
+
+
+def _next_multiple(step: int, every: int) -> int:
+    """The first multiple of `every` after `step`."""
+    return (step // every + 1) * every
 
 
 def main(config) -> int:
