@@ -87,7 +87,7 @@ class AppProcess:
     def train_steps(self, since: float = 0.0,
                     until: float = float("inf")) -> list[tuple[float, int]]:
         """(arrival time, global step) of each trainer log line in [since, until]."""
-        return [(arrived, int(match.group(1)))
+        return [(arrived, int(match["step"]))
                 for arrived, match in self.matches(TRAIN_STEP_LINE, since) if arrived <= until]
 
     # -- what the kernel says ----------------------------------------------------------------------

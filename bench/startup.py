@@ -16,8 +16,9 @@ Milestones, polled every 0.2 s from outside as a user would see them:
   trainer at step 0    the trainer is set up (TensorFlow imported, data read, model built) and
                        says it starts from step 0
   TensorBoard answers  GET / returns 200
-  first train scalar   /data/plugin/scalars/tags lists a scalar of the train run ('.'), and
-                       /data/plugin/scalars/scalars?run=.&tag=... returns a point of it
+  first train scalar   /data/plugin/scalars/tags lists a scalar of the training run (named
+                       after its folder, paths.run), and /data/plugin/scalars/scalars?run=RUN&tag=...
+                       returns a point of it
 
 The last line printed is one JSON object with every figure.
 """
@@ -35,6 +36,7 @@ from typing import Callable
 
 from bench import machine
 from tests.harness import log_lines
+from tests.harness.environment import run_name
 from tests.harness.image import IMAGE, build_image, import_debian_base
 from tests.harness.native_stack import NativeStack
 from tests.harness.podman import (HostFootprint, IsolatedPodman, TrackedContainers,
@@ -47,7 +49,6 @@ GIVE_UP_SECS = 300
 # Defaults everywhere, except what a machine without internet needs (the synthetic set).
 STACK_CONFIG = {"data": {"source": "synthetic"}}
 CONTAINER_ENV = {"CIFAR10_DATA_SOURCE": "synthetic"}
-TRAIN_RUN = "."
 # The tutorial's loss curve first; any scalar of the train run counts if it is not there yet.
 PREFERRED_TAGS = ("total_loss", "total_loss (raw)", "cross_entropy")
 
@@ -57,14 +58,15 @@ def get_json(url: str):
         return json.loads(response.read())
 
 
-def first_train_scalar(port: int) -> str | None:
-    """The tag of a train-run scalar TensorBoard already serves a point of, else None."""
+def first_train_scalar(port: int, run: str) -> str | None:
+    """The tag of a scalar of the training run `run` that TensorBoard already serves a point of,
+    else None."""
     base_url = f"http://127.0.0.1:{port}"
     try:
-        tags = get_json(base_url + "/data/plugin/scalars/tags").get(TRAIN_RUN, {})
+        tags = get_json(base_url + "/data/plugin/scalars/tags").get(run, {})
         preference = {tag: rank for rank, tag in enumerate(PREFERRED_TAGS)}
         for tag in sorted(tags, key=lambda t: (preference.get(t, len(preference)), t)):
-            query = urllib.parse.urlencode({"run": TRAIN_RUN, "tag": tag})
+            query = urllib.parse.urlencode({"run": run, "tag": tag})
             if get_json(f"{base_url}/data/plugin/scalars/scalars?{query}"):
                 return tag
     except (OSError, ValueError):
@@ -72,7 +74,7 @@ def first_train_scalar(port: int) -> str | None:
     return None
 
 
-def watch_milestones(started_at: float, port: int, log: Callable[[], str],
+def watch_milestones(started_at: float, port: int, run: str, log: Callable[[], str],
                      alive: Callable[[], bool], log_interval: float = POLL_SECS) -> dict:
     """Polls until TensorBoard serves a train scalar; returns seconds from start to each."""
     seconds: dict[str, float] = {}
@@ -93,7 +95,7 @@ def watch_milestones(started_at: float, port: int, log: Callable[[], str],
             found["next_log_check"] = time.monotonic() + log_interval
         if "TensorBoard answers" not in seconds and answers_http(port):
             reached("TensorBoard answers")
-        if "TensorBoard answers" in seconds and (tag := first_train_scalar(port)):
+        if "TensorBoard answers" in seconds and (tag := first_train_scalar(port, run)):
             reached("first train scalar")
             found["scalar_tag"] = tag
         return "first train scalar" in seconds
@@ -115,8 +117,8 @@ def native_runs(runs: int) -> list[dict]:
             stack = NativeStack(Path(folder), config=STACK_CONFIG)
             stack.start()
             try:
-                result = watch_milestones(stack.started_at, stack.port, stack.log,
-                                          lambda: stack.process.poll() is None)
+                result = watch_milestones(stack.started_at, stack.port, stack.run_dir.name,
+                                          stack.log, lambda: stack.process.poll() is None)
             finally:
                 stopped = stack.stop()
         result.update(run=run, where="native", stopped_after_secs=stopped.get("stopped_after"))
@@ -146,7 +148,8 @@ def container_runs(runs: int, image: str | None, podman_root: Path | None) -> li
                 container = containers.run(env=CONTAINER_ENV, ports={port: 6006},
                                            volumes={Path(train_dir): "/cifar10_train"})
                 # Reading a container's log and state costs podman calls: once a second.
-                result = watch_milestones(container.started_at, port, container.logs,
+                result = watch_milestones(container.started_at, port,
+                                          run_name(environ=CONTAINER_ENV), container.logs,
                                           container.is_running, log_interval=1.0)
             result.update(run=run, where="container")
             print_run(result, header=not results)

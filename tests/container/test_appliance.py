@@ -15,7 +15,7 @@ import pytest
 
 from app.results import read_results
 from tests.harness.container_runs import (HOST_OWNER, MAX_STEPS, SMALL_RUN, owned_train_dir,
-                                          wait_on_container)
+                                          run_folder, wait_on_container)
 from tests.harness.figures import record
 from tests.harness.podman import Container, TrackedContainers
 from tests.harness.ports import answers_http, free_port
@@ -33,7 +33,7 @@ class Milestones(threading.Thread):
 
     def __init__(self, container: Container, port: int, train_dir: Path):
         super().__init__(daemon=True)
-        self.container, self.port, self.train_dir = container, port, train_dir
+        self.container, self.port, self.run_dir = container, port, run_folder(train_dir)
         self.tensorboard_answered = threading.Event()
         self.first_eval_written = threading.Event()
         self.seconds: dict[str, float] = {}
@@ -43,7 +43,7 @@ class Milestones(threading.Thread):
         while not self._stop_polling.is_set():
             if not self.tensorboard_answered.is_set() and answers_http(self.port):
                 self._reached("tensorboard", self.tensorboard_answered)
-            if not self.first_eval_written.is_set() and read_results(self.train_dir / "eval"):
+            if not self.first_eval_written.is_set() and read_results(self.run_dir / "eval"):
                 self._reached("first eval", self.first_eval_written)
             if self.tensorboard_answered.is_set() and self.first_eval_written.is_set():
                 return
@@ -78,9 +78,15 @@ class Appliance:
             self.gave_up = str(gave_up).splitlines()[0]
             raise
 
+    @property
+    def run_dir(self) -> Path:
+        """The run the appliance trains, in the mounted train_dir."""
+        return run_folder(self.train_dir)
+
     def finished(self) -> bool:
         """Trained to max_steps and evaluated the last checkpoint."""
-        return any(result["step"] == MAX_STEPS for result in read_results(self.train_dir / "eval"))
+        return any(result["step"] == MAX_STEPS
+                   for result in read_results(self.run_dir / "eval"))
 
     def logs_tail(self) -> str:
         return "container logs (the end):\n" + self.container.logs()[-6000:]
@@ -118,25 +124,25 @@ def test_evaluates_the_first_checkpoint(appliance):
                          "a line in eval/results.jsonl", FIRST_EVAL_WITHIN_SECS)
     record("container start -> first eval result",
            f"{appliance.milestones.seconds['first eval']:.1f} s")
-    first = read_results(appliance.train_dir / "eval")[0]
+    first = read_results(appliance.run_dir / "eval")[0]
     assert 0.0 <= first["precision_at_1"] <= 1.0
 
 
 def test_writes_checkpoints_and_event_files(appliance):
-    train_dir = appliance.train_dir
-    appliance.wait_until(lambda: (train_dir / "checkpoint").is_file(), "the checkpoint file",
+    run_dir = appliance.run_dir
+    appliance.wait_until(lambda: (run_dir / "checkpoint").is_file(), "the checkpoint file",
                          FIRST_EVAL_WITHIN_SECS)
-    assert list(train_dir.glob("model.ckpt-*.index"))
-    assert list(train_dir.glob("model.ckpt-*.data-*"))
-    assert list(train_dir.glob("events.out.tfevents.*")), "no training event file"
-    appliance.wait_until(lambda: list(train_dir.glob("eval/events.out.tfevents.*")),
+    assert list(run_dir.glob("model.ckpt-*.index"))
+    assert list(run_dir.glob("model.ckpt-*.data-*"))
+    assert list(run_dir.glob("events.out.tfevents.*")), "no training event file"
+    appliance.wait_until(lambda: list(run_dir.glob("eval/events.out.tfevents.*")),
                          "an eval event file", FIRST_EVAL_WITHIN_SECS)
 
 
 def test_trains_to_max_steps_and_stays_healthy(appliance):
     appliance.wait_until(appliance.finished, f"eval of the step {MAX_STEPS} checkpoint",
                          FINISHED_WITHIN_SECS)
-    assert (appliance.train_dir / f"model.ckpt-{MAX_STEPS}.index").is_file()
+    assert (appliance.run_dir / f"model.ckpt-{MAX_STEPS}.index").is_file()
     health = appliance.container.healthcheck()
     assert health.returncode == 0, f"{health.stdout}{health.stderr}\n{appliance.logs_tail()}"
     assert answers_http(appliance.port)

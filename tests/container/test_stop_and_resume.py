@@ -11,7 +11,7 @@ from app.exit_codes import ExitCode
 from tests.harness import log_lines
 from tests.harness.checkpoints import newest_checkpoint
 from tests.harness.container_runs import (DOCKER_STOP_GRACE_SECS, ENDLESS_RUN, owned_train_dir,
-                                          wait_for_line)
+                                          run_folder, wait_for_line)
 from tests.harness.podman import TrackedContainers
 
 pytestmark = pytest.mark.container
@@ -46,8 +46,9 @@ def test_stop_saves_a_checkpoint_at_the_step_reached(stopped_run):
     stopped = log_lines.STOPPED_ON_REQUEST.search(stopped_run.logs)
     assert stopped, f"the trainer did not report its stop:\n{stopped_run.logs[-6000:]}"
     step = int(stopped["step"])
-    assert newest_checkpoint(stopped_run.train_dir) == step
-    assert (stopped_run.train_dir / f"model.ckpt-{step}.index").is_file()
+    run_dir = run_folder(stopped_run.train_dir, ENDLESS_RUN)
+    assert newest_checkpoint(run_dir) == step
+    assert (run_dir / f"model.ckpt-{step}.index").is_file()
 
 
 def test_stop_ends_within_the_grace_period(stopped_run):

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from tests.harness import log_lines
+from tests.harness.environment import run_name
 from tests.harness.podman import Container
 from tests.harness.waiting import GaveUp, wait_until
 
@@ -40,6 +41,12 @@ def owned_train_dir(parent: Path) -> Path:
     folder.mkdir()
     os.chown(folder, HOST_OWNER, HOST_OWNER)
     return folder
+
+
+def run_folder(train_dir: Path, env: dict = SMALL_RUN) -> Path:
+    """Where a container started with `env` keeps its run in the train_dir mounted at
+    /cifar10_train: <train_dir>/<paths.run>."""
+    return train_dir / run_name(environ=env)
 
 
 def root_owned_volume(parent: Path) -> Path:

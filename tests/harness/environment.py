@@ -1,4 +1,5 @@
-"""The environment `python -m app` runs in, for the tests and the benchmarks alike."""
+"""The environment `python -m app` runs in, for the tests and the benchmarks alike, and the run it
+trains there."""
 from __future__ import annotations
 
 import os
@@ -16,3 +17,12 @@ def app_environment(**overrides: str) -> dict:
     environment["PYTHONUNBUFFERED"] = "1"
     environment.update(overrides)
     return environment
+
+
+def run_name(config_file: Path | None = None, environ: dict | None = None) -> str:
+    """The run (paths.run) the appliance trains with this config file and these variables: its
+    folder on the volume is <train_dir>/<run>, and TensorBoard names its runs after it."""
+    from app import config
+
+    file = str(config_file) if config_file else None
+    return config.load(file, environ=environ if environ is not None else {}).paths.run

@@ -25,10 +25,11 @@ REACHED_MAX_STEPS = _printed_by("train", r"reached train\.max_steps = (?P<max_st
 DISK_FULL = _printed_by("train", r"(?P<message>disk full: .*)$")
 DISK_HAS_ROOM = _printed_by("train", r"disk has room again")
 
-# -- eval -----------------------------------------------------------------------------------
-PRECISION = _printed_by("eval", r"precision @ 1 = (?P<precision>[0-9.]+) \(step (?P<step>\d+)")
-SKIPPED = _printed_by("eval", r"skipped model\.ckpt-(?P<step>\d+)")
-WATCHING = _printed_by("eval", r"watching (?P<train_dir>.+) for checkpoints")
+# -- eval: a line about one run starts with the run's name in brackets --------------------------
+PRECISION = _printed_by("eval", r"\[(?P<run>[^]]+)\] precision @ 1 = (?P<precision>[0-9.]+) "
+                                r"\(step (?P<step>\d+)")
+SKIPPED = _printed_by("eval", r"\[(?P<run>[^]]+)\] skipped model\.ckpt-(?P<step>\d+)")
+WATCHING = _printed_by("eval", r"watching (?P<train_dir>.+) for the checkpoints of every run")
 EVAL_TRACEBACK = _printed_by("eval", r"Traceback")
 
 # -- data -----------------------------------------------------------------------------------

@@ -98,6 +98,6 @@ def _refuses_data(stack: NativeStack, names: str) -> str | None:
             return f"{who} did not name {names!r}: {output}"
         if finished.left_running or stack.socket_path.exists():
             return f"{who} started supervisord or left {finished.left_running} running"
-        if list(stack.train_dir.glob("model.ckpt-*")):
-            return f"{who} trained on it: {sorted(p.name for p in stack.train_dir.iterdir())}"
+        if trained := sorted(path.name for path in stack.train_dir.rglob("model.ckpt-*")):
+            return f"{who} trained on it: {trained}"
     return None

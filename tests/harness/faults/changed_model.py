@@ -15,7 +15,9 @@ from tests.harness.faults.outcome import Outcome, ScenarioError
 
 
 def changed_model(folder: Path) -> Outcome:
-    settings = {"paths.train_dir": folder / "train", "paths.data_dir": folder / "data",
+    run_dir = folder / "train" / "a-run"
+    settings = {"paths.train_dir": folder / "train", "paths.run": run_dir.name,
+                "paths.data_dir": folder / "data",
                 "data.source": "synthetic", "data.synthetic_train_examples": 500,
                 "data.synthetic_test_examples": 100, "eval.num_examples": 100,
                 "train.batch_size": 32, "train.checkpoint_every_steps": 10,
@@ -27,7 +29,7 @@ def changed_model(folder: Path) -> Outcome:
                               env=app_environment(), capture_output=True, text=True, timeout=300)
 
     def checkpoint_files() -> dict:
-        return {path: value for path, value in snapshot(folder / "train").items()
+        return {path: value for path, value in snapshot(run_dir).items()
                 if path.startswith(("model.ckpt-", "checkpoint"))}
 
     first = train()
@@ -42,7 +44,7 @@ def changed_model(folder: Path) -> Outcome:
                       f"{output.strip()[-500:]}")
     if checkpoint_files() != before:
         faults.append("the run's checkpoints changed: the new model saved over them")
-    restorable, total, problems = audit_checkpoints(folder / "train")
+    restorable, total, problems = audit_checkpoints(run_dir)
     return Outcome("changed_model", {"refused_with_exit": changed.returncode,
                                      "old_run_restorable": f"{restorable}/{total}"},
                    faults + problems)

@@ -54,10 +54,10 @@ def crash_loop(folder: Path, kills: int, seed: int = 0) -> Outcome:
             os.kill(pid, signal.SIGKILL)
             log.wait(lambda: not alive(pid) and life.exit, 30, "supervisord to notice the kill")
             killed.append({"when": when, "life": life,
-                           "checkpoint": newest_listed(stack.train_dir)})
+                           "checkpoint": newest_listed(stack.run_dir)})
             # What the kill left is what the next trainer resumes from (it spends seconds
             # importing TensorFlow before it touches a file).
-            restorable, total, problems = audit_checkpoints(stack.train_dir)
+            restorable, total, problems = audit_checkpoints(stack.run_dir)
             after_kills["restorable"] += restorable
             after_kills["total"] += total
             partial = [p for p in problems if p.startswith("a partial save")]
@@ -90,11 +90,11 @@ def crash_loop(folder: Path, kills: int, seed: int = 0) -> Outcome:
             faults.append(f"killed at step {reached} with model.ckpt-{kill['checkpoint']} listed, "
                           f"it resumed from step {resumed}: further back than its checkpoint")
         lost.append(max(0, reached - resumed))
-    final = newest_listed(stack.train_dir)
+    final = newest_listed(stack.run_dir)
     if final != max_steps:
         faults.append(f"the newest checkpoint is {final}, not max_steps {max_steps}")
     faults += [f"eval crashed: {line}" for line in log.unexpected_exits("eval")]
-    restorable, total, problems = audit_checkpoints(stack.train_dir)
+    restorable, total, problems = audit_checkpoints(stack.run_dir)
     faults += problems
     return Outcome("crash_loop", {
         "kills": len(killed),

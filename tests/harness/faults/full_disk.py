@@ -41,6 +41,7 @@ def _fill_and_free(folder: Path, train_dir: Path, others_file: Path) -> Outcome:
     config = small_config(train={"max_steps": max_steps, "checkpoint_every_steps": 20,
                                  "keep_checkpoints": 2, "log_every_steps": 1})
     stack = NativeStack(folder, config)
+    run_dir = stack.run_dir  # inside the tmpfs: train_dir's run folder
     log = StackLog(stack.log_file)
     faults: list[str] = []
     figures: dict = {}
@@ -53,13 +54,13 @@ def _fill_and_free(folder: Path, train_dir: Path, others_file: Path) -> Outcome:
         figures["trainer_said"] = said
         if str(train_dir) not in said:
             faults.append(f"the disk-full message does not name train_dir: {said}")
-        listed = newest_listed(train_dir)
+        listed = newest_listed(run_dir)
         figures["listed_checkpoint_when_full"] = listed
         if listed is None:
             faults.append("the disk filled before the first checkpoint; make the tmpfs larger")
-        elif (reason := restores(train_dir / f"model.ckpt-{listed}")) is not None:
+        elif (reason := restores(run_dir / f"model.ckpt-{listed}")) is not None:
             faults.append(f"the listed model.ckpt-{listed} does not restore: {reason}")
-        partial = sorted(p.name for p in train_dir.glob("model.ckpt-*_temp*"))
+        partial = sorted(p.name for p in run_dir.glob("model.ckpt-*_temp*"))
         if partial:
             faults.append(f"the failed save left {partial} taking space")
         time.sleep(3)
@@ -72,18 +73,18 @@ def _fill_and_free(folder: Path, train_dir: Path, others_file: Path) -> Outcome:
         freed_at = time.monotonic()
         log.wait(lambda: log.matching(log_lines.DISK_HAS_ROOM), 60,
                  "the trainer to notice the space")
-        log.wait(lambda: (newest_listed(train_dir) or 0) > (listed or 0), 120,
+        log.wait(lambda: (newest_listed(run_dir) or 0) > (listed or 0), 120,
                  "a checkpoint after the space was freed")
         figures["went_on_after_secs"] = round(time.monotonic() - freed_at, 1)
-        figures["steps_lost"] = max(0, (full_at or 0) - (newest_listed(train_dir) or 0))
+        figures["steps_lost"] = max(0, (full_at or 0) - (newest_listed(run_dir) or 0))
 
         # And a restart resumes from the newest checkpoint.
-        before = newest_listed(train_dir)
+        before = newest_listed(run_dir)
         stack.supervisorctl("restart", "train")
         restarted = log.wait(lambda: (l := log.current("train")) is not trainer
                              and l.resumed_step is not None and l, 180,
                              "the restarted trainer to resume")
-        expected = newest_listed(train_dir)  # the restart's own stop saves one more
+        expected = newest_listed(run_dir)  # the restart's own stop saves one more
         figures["restart_resumed_from"] = restarted.resumed_step
         if restarted.resumed_step != expected or expected < before:
             faults.append(f"the restart resumed from step {restarted.resumed_step}, not from the "

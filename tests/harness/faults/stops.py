@@ -47,7 +47,7 @@ def graceful_stop(folder: Path, stops: int, within_secs: float = 10, seed: int =
             stopped = stack.stop()
         log.update()
         reached = trainer.reached if trainer.reached is not None else previous
-        newest = newest_listed(stack.train_dir)
+        newest = newest_listed(stack.run_dir)
         stop_seconds.append(stopped["stopped_after"])
         what = f"stop {number + 1} ({when}, at step {reached})"
         if newest == reached:
