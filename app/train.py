@@ -62,7 +62,8 @@ class TrainingDiverged(TrainingError):
 class Trainer:
     # -- build ---------------------------------------------------------------------------------
 
-    def __init__(self, config):
+    def __init__(self, config, recipe: recipes.Recipe | None = None):
+        """`recipe` is train.recipe's unless one is given (a benchmark's own network)."""
         self.config = config
         train = config.train
         gpus = devices.configure(threads=train.threads, device=train.device)
@@ -75,7 +76,7 @@ class Trainer:
         if train.seed is not None:
             tf.random.set_seed(train.seed)
 
-        self.recipe = recipes.for_config(config)
+        self.recipe = recipe or recipes.for_config(config)
         precision = devices.mixed_precision_policy(train.mixed_precision,
                                                     self.recipe.bfloat16_is_safe)
         keras.mixed_precision.set_global_policy(precision)

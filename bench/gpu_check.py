@@ -27,7 +27,6 @@ import time
 from pathlib import Path
 
 WARMUP_STEPS = 12           # step 0 traces the summary graph; XLA compiles on the next ones
-SYNC_EVERY = 10             # as the trainer's log lines do
 OUT_OF_MEMORY = re.compile(r"OOM|out of memory|RESOURCE_EXHAUSTED|ResourceExhausted", re.I)
 
 
@@ -41,7 +40,7 @@ def speed_matrix(recipes: list[str], seconds: float, folder: Path) -> list[dict]
 
     from app import config as configuration
     from app.train import Trainer
-    from bench.throughput import OurTrainer
+    from bench.ours import OurTrainer
 
     on_gpu = bool(tf.config.list_physical_devices("GPU"))
     rows = []
@@ -62,7 +61,7 @@ def speed_matrix(recipes: list[str], seconds: float, folder: Path) -> list[dict]
             started = time.perf_counter()
             ours.run(WARMUP_STEPS)  # traces both graphs; XLA compiles
             row["warmup_secs"] = time.perf_counter() - started
-            row["img_per_s"] = ours.run_for(seconds, sync_every=SYNC_EVERY)
+            row["img_per_s"] = ours.run_for(seconds)
             if on_gpu:
                 peak_bytes = tf.config.experimental.get_memory_info("GPU:0")["peak"]
                 row["gpu_peak_mib"] = peak_bytes / 2**20

@@ -6,11 +6,12 @@
 Three contenders train the same tutorial model, at the same batch size, on the same synthetic
 images, in this one process:
 
-  ours     app.train.Trainer itself: its tf.data pipeline, its train_step, and summaries at its
-           default cadence (one summary step in every summary_every_steps steps).
+  ours     app.train.Trainer itself, as its loop runs it (bench/ours.py): its tf.data pipeline,
+           several steps per call, and summaries at its default cadence.
   keras    what a user would write instead: the tutorial's network in plain Keras (the same
-           layers and FLOPs), compile + fit, fed by the pipeline TensorFlow's guides show (a
-           per-image map with the same augmentations, then batch and prefetch).
+           layers and FLOPs), compile + fit with its defaults, fed by the pipeline TensorFlow's
+           guides show (a per-image map with the same augmentations, then batch and prefetch);
+           and the same with steps_per_execution=32, a stricter peer.
   limit    the machine's own ceiling for this model: TensorFlow's rate on a large float32 matmul
            (the best-case GFLOP/s of this CPU) divided by the model's training FLOPs per image.
 
@@ -38,6 +39,7 @@ from app.flops import training_flops_per_image
 from app.recipes.tutorial import CROP_SIZE
 from app.train import Trainer
 from bench import machine
+from bench.ours import OurTrainer
 
 # The issue's targets.
 MIN_SPEEDUP_OVER_KERAS = 1.3
@@ -45,6 +47,8 @@ MIN_FRACTION_OF_LIMIT = 0.5
 MAX_SUMMARY_COST = 0.03
 MIN_PIPELINE_HEADROOM = 5.0
 
+# The stricter peer: Keras running that many steps per call to the graph, as ours does.
+KERAS_STRICTER_STEPS_PER_EXECUTION = 32
 # fit() builds a fresh iterator each call, which first fills its 10,000-image shuffle buffer;
 # its first few steps are left out of the clock so both contenders are timed in steady state.
 KERAS_UNTIMED_STEPS = 3
@@ -63,55 +67,6 @@ def benchmark_config(folder: str, batch_size: int | None, overrides: list[str]):
         overrides.append(f"train.batch_size={batch_size}")
     # environ={}: a CIFAR10_* variable in the caller's shell must not change what is measured.
     return configuration.load(overrides=overrides, environ={})
-
-
-# ---------------------------------------------------------------------------------------------
-# ours: the Trainer, step by step as its loop runs it
-# ---------------------------------------------------------------------------------------------
-
-class OurTrainer:
-    """Drives Trainer.train_step with the Trainer's own pipeline and summary cadence. (The loop
-    around it also logs every 10 steps and checkpoints every 1,000: under 0.1% of the time.)"""
-
-    def __init__(self, trainer: Trainer):
-        self.trainer = trainer
-        self.batches = iter(trainer.dataset)
-        self.summary_every_steps = trainer.config.train.summary_every_steps
-        self.step = 0
-
-    def run(self, steps: int) -> list[float]:
-        """Runs `steps` steps; returns how long each took (input wait included)."""
-        durations = []
-        with self.trainer.writer.as_default():
-            for _ in range(steps):
-                started = time.perf_counter()
-                images, labels = next(self.batches)
-                loss = self.trainer.train_step(
-                    images, labels, write_summaries=self.is_summary_step(self.step))
-                loss.numpy()  # on the CPU the step has already finished; this makes sure
-                durations.append(time.perf_counter() - started)
-                self.step += 1
-        return durations
-
-    def run_for(self, seconds: float, sync_every: int) -> float:
-        """Runs for about `seconds`, waiting for the device only every `sync_every` steps, as
-        the Trainer's loop does at its log lines (a GPU runs ahead of Python in between);
-        returns images per second."""
-        steps = 0
-        started = time.perf_counter()
-        with self.trainer.writer.as_default():
-            while time.perf_counter() - started < seconds:
-                for _ in range(sync_every):
-                    images, labels = next(self.batches)
-                    loss = self.trainer.train_step(
-                        images, labels, write_summaries=self.is_summary_step(self.step))
-                    self.step += 1
-                loss.numpy()
-                steps += sync_every
-        return steps * self.trainer.global_batch_size / (time.perf_counter() - started)
-
-    def is_summary_step(self, step: int) -> bool:
-        return step % self.summary_every_steps == 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -174,8 +129,10 @@ def user_written_tutorial_cnn(lrn_function=tensorflow_lrn) -> keras.Model:
 
 
 class KerasFit:
-    def __init__(self, images, labels, batch_size: int, learning_rate: float):
+    def __init__(self, images, labels, batch_size: int, learning_rate: float,
+                 steps_per_execution: int = 1):
         self.batch_size = batch_size
+        self.steps_per_execution = steps_per_execution
         self.dataset = guide_pipeline(images, labels, batch_size)
         # In float32 whatever policy the Trainer set for itself (train.mixed_precision).
         ours_policy = keras.mixed_precision.global_policy()
@@ -187,16 +144,21 @@ class KerasFit:
         self.model.compile(
             optimizer=keras.optimizers.SGD(learning_rate),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            metrics=["accuracy"])
+            metrics=["accuracy"], steps_per_execution=steps_per_execution)
         self.clock = BatchClock()
 
     def run(self, steps: int) -> float:
-        """Fits for `steps` timed steps; returns their images per second."""
+        """Fits for at least `steps` timed steps (whole executions); returns their images per
+        second."""
+        executions = -(-steps // self.steps_per_execution)
+        per_execution = self.steps_per_execution
         # shuffle=False only quiets a warning: fit never shuffles a tf.data.Dataset itself.
-        self.model.fit(self.dataset, epochs=1, steps_per_epoch=KERAS_UNTIMED_STEPS + steps,
+        self.model.fit(self.dataset, epochs=1,
+                       steps_per_epoch=(KERAS_UNTIMED_STEPS + executions) * per_execution,
                        callbacks=[self.clock], verbose=0, shuffle=False)
-        ends = self.clock.ends
-        return steps * self.batch_size / (ends[-1] - ends[KERAS_UNTIMED_STEPS - 1])
+        ends = self.clock.ends  # one per execution (of steps_per_execution steps)
+        timed = len(ends) - KERAS_UNTIMED_STEPS
+        return timed * per_execution * self.batch_size / (ends[-1] - ends[KERAS_UNTIMED_STEPS - 1])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -258,6 +220,8 @@ def measure(config, rounds: int, window_steps: int) -> dict:
     ours = OurTrainer(trainer)
     images, labels = data.load_split(data.prepare(config.data, config.paths.data_dir), "train")
     keras_fit = KerasFit(images, labels, batch_size, config.tutorial.initial_learning_rate)
+    keras_fit_32 = KerasFit(images, labels, batch_size, config.tutorial.initial_learning_rate,
+                            steps_per_execution=KERAS_STRICTER_STEPS_PER_EXECUTION)
     flops_per_image = training_flops_per_image(trainer.model)
     if training_flops_per_image(keras_fit.model) != flops_per_image:
         raise SystemExit(f"the Keras peer is the tutorial CNN; train.recipe "
@@ -271,27 +235,28 @@ def measure(config, rounds: int, window_steps: int) -> dict:
 
     ours.run(WARMUP_STEPS)  # step 0 is a summary step: both of our graphs are traced here
     keras_fit.run(WARMUP_STEPS)
+    keras_fit_32.run(WARMUP_STEPS)
 
     rows = []
     for round_number in range(1, rounds + 1):
         # This machine is shared: what other programs took during a round says whether it counts.
         round_started, cpu_started = time.perf_counter(), time.process_time()
         machine_busy_started = machine.cpu_busy_seconds()
-        first_step = ours.step
-        durations = ours.run(window_steps)
+        calls = ours.run(window_steps)
         keras_rate = keras_fit.run(window_steps)
+        keras_32_rate = keras_fit_32.run(window_steps)
         gflops = matmul_gflops()
         round_secs = time.perf_counter() - round_started
         own_cores = (time.process_time() - cpu_started) / round_secs
         rows.append({
             "round": round_number,
-            "ours_img_per_s": window_steps * batch_size / sum(durations),
-            "keras_img_per_s": keras_rate, "matmul_gflops": gflops,
+            "ours_img_per_s": window_steps * batch_size / sum(call.seconds for call in calls),
+            "keras_img_per_s": keras_rate, "keras_32_img_per_s": keras_32_rate,
+            "matmul_gflops": gflops,
             "own_cpu_cores": own_cores,
             "other_programs_cpu_cores": max(0.0, (machine.cpu_busy_seconds()
                                                   - machine_busy_started) / round_secs - own_cores),
-            "our_steps": [(ours.is_summary_step(first_step + i), seconds)
-                          for i, seconds in enumerate(durations)],
+            "our_calls": calls,
         })
         print_row(rows[-1], header=round_number == 1)
 
@@ -304,20 +269,23 @@ def measure(config, rounds: int, window_steps: int) -> dict:
     counted = quiet if len(quiet) >= max(MIN_QUIET_ROUNDS, rounds // 4) else rows
     # Rates over the counted rounds: total images over total time, so that ours carries its
     # share of summary steps and a slow moment of the machine weighs on both contenders alike.
-    counted_steps = [step for row in counted for step in row["our_steps"]]
-    ours_rate = len(counted_steps) * batch_size / sum(seconds for _, seconds in counted_steps)
-    keras_rate = len(counted) * window_steps * batch_size / sum(
-        window_steps * batch_size / row["keras_img_per_s"] for row in counted)
+    counted_calls = [call for row in counted for call in row["our_calls"]]
+    ours_rate = (sum(call.steps for call in counted_calls) * batch_size
+                 / sum(call.seconds for call in counted_calls))
+    keras_rate, keras_32_rate = (
+        len(counted) * window_steps * batch_size / sum(
+            window_steps * batch_size / row[key] for row in counted)
+        for key in ("keras_img_per_s", "keras_32_img_per_s"))
     gflops = statistics.median(row["matmul_gflops"] for row in counted)
     limit_rate = gflops * 1e9 / flops_per_image
-    our_step_durations = [step for row in rows for step in row["our_steps"]]
+    all_calls = [call for row in rows for call in row["our_calls"]]
 
-    plain_steps = [seconds for is_summary, seconds in our_step_durations if not is_summary]
-    summary_steps = [seconds for is_summary, seconds in our_step_durations if is_summary]
-    plain_step = statistics.median(plain_steps)
+    plain_step = statistics.median(call.seconds / call.steps for call in all_calls
+                                   if not call.summary)
+    summary_steps = [call.seconds for call in all_calls if call.summary]
     # What the summary steps took beyond a plain step, as a share of all of ours' time.
     summary_cost = (sum(seconds - plain_step for seconds in summary_steps)
-                    / sum(seconds for _, seconds in our_step_durations))
+                    / sum(call.seconds for call in all_calls))
 
     figures = {
         "benchmark": "throughput",
@@ -328,6 +296,10 @@ def measure(config, rounds: int, window_steps: int) -> dict:
         "training_mflop_per_image": flops_per_image / 1e6,
         "ours_img_per_s": ours_rate,
         "keras_fit_img_per_s": keras_rate,
+        "keras_fit_32_img_per_s": keras_32_rate,
+        "ours_over_keras_32": ours_rate / keras_32_rate,
+        "ours_steps_per_call_mean": (sum(call.steps for call in all_calls if not call.summary)
+                                     / max(1, sum(not call.summary for call in all_calls))),
         "matmul_gflops": gflops,
         "limit_img_per_s": limit_rate,
         "ours_over_keras": ours_rate / keras_rate,
@@ -344,7 +316,7 @@ def measure(config, rounds: int, window_steps: int) -> dict:
         "guide_pipeline_img_per_s": guide_pipeline_rate,
         "pipeline_over_ours": our_pipeline_rate / ours_rate,
         "other_programs_cpu_cores": statistics.mean(r["other_programs_cpu_cores"] for r in rows),
-        "rounds_detail": [{key: value for key, value in row.items() if key != "our_steps"}
+        "rounds_detail": [{key: value for key, value in row.items() if key != "our_calls"}
                           for row in rows],
     }
     figures["targets"] = {
@@ -359,9 +331,10 @@ def measure(config, rounds: int, window_steps: int) -> dict:
 def print_row(row: dict, header: bool) -> None:
     if header:
         print(f"{'round':>5} {'ours img/s':>11} {'keras img/s':>12} {'ours/keras':>11} "
-              f"{'matmul GFLOP/s':>15} {'cores others took':>18}")
+              f"{'keras@32 img/s':>15} {'matmul GFLOP/s':>15} {'cores others took':>18}")
     print(f"{row['round']:>5} {row['ours_img_per_s']:>11.0f} {row['keras_img_per_s']:>12.0f} "
           f"{row['ours_img_per_s'] / row['keras_img_per_s']:>10.2f}x "
+          f"{row['keras_32_img_per_s']:>15.0f} "
           f"{row['matmul_gflops']:>15.0f} {row['other_programs_cpu_cores']:>18.2f}", flush=True)
 
 
@@ -376,6 +349,9 @@ def print_summary(f: dict) -> None:
     lines = [
         ("ours (Trainer, summaries on), img/s", f"{f['ours_img_per_s']:.0f}", ""),
         ("keras compile + fit, img/s", f"{f['keras_fit_img_per_s']:.0f}", ""),
+        (f"keras fit, steps_per_execution={KERAS_STRICTER_STEPS_PER_EXECUTION}, img/s",
+         f"{f['keras_fit_32_img_per_s']:.0f}",
+         f"ours / it: {f['ours_over_keras_32']:.2f}x (a stricter peer)"),
         ("limit (matmul rate / training FLOPs), img/s", f"{f['limit_img_per_s']:.0f}",
          f"{f['matmul_gflops']:.0f} GFLOP/s / {f['training_mflop_per_image']:.1f} MFLOP"),
         ("ours / keras", f"{f['ours_over_keras']:.2f}x",

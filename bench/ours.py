@@ -1,0 +1,62 @@
+"""Our trainer as its loop runs it, for the benchmarks that time it: `app.train.Trainer`, its
+tf.data pipeline, and its calls: summary steps alone (`train_step`), the other steps several to a
+call (`train_steps`), as many as `steps_to_run` gives, the loop's own rule. (The loop around the
+calls also logs and checkpoints at its cadence: well under 1% of the time.)"""
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import tensorflow as tf
+
+from app.train import Trainer, steps_to_run, summary_due
+
+
+@dataclasses.dataclass
+class Call:
+    summary: bool   # a summary step (always alone)
+    steps: int
+    seconds: float
+
+
+class OurTrainer:
+    def __init__(self, trainer: Trainer):
+        self.trainer = trainer
+        self.train = trainer.config.train
+        self.batches = iter(trainer.dataset)
+        self.step = 0
+        self.secs_per_step = None  # the pace the loop measures on its calls of several steps
+
+    def run(self, steps: int) -> list[Call]:
+        """Runs `steps` steps as the trainer's loop does; returns each call and its time (the
+        device finished: its loss read back)."""
+        calls = []
+        end = self.step + steps
+        with self.trainer.writer.as_default():
+            while self.step < end:
+                calls.append(self._call(end))
+        return calls
+
+    def run_for(self, seconds: float) -> float:
+        """Runs for about `seconds`; returns images per second."""
+        started, steps = time.perf_counter(), 0
+        while time.perf_counter() - started < seconds:
+            steps += sum(call.steps for call in self.run(100))
+        return steps * self.trainer.global_batch_size / (time.perf_counter() - started)
+
+    def _call(self, end: int) -> Call:
+        started = time.perf_counter()
+        summary = summary_due(self.train, self.step)
+        steps = 1 if summary else min(steps_to_run(self.train, self.step, self.secs_per_step),
+                                      end - self.step)
+        if steps == 1:
+            images, labels = next(self.batches)
+            loss = self.trainer.train_step(images, labels, write_summaries=summary)
+        else:
+            loss = self.trainer.train_steps(self.batches, tf.constant(steps))
+        loss.numpy()
+        seconds = time.perf_counter() - started
+        if not summary:
+            self.secs_per_step = seconds / steps
+        self.step += steps
+        return Call(summary, steps, seconds)
