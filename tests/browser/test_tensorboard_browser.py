@@ -21,8 +21,10 @@ from tests.harness.waiting import wait_until
 
 pytestmark = pytest.mark.browser
 
-TRAIN_RUN = "."  # train writes its event files into train_dir itself, and TensorBoard names it so
-EVAL_RUN = "eval"
+# TensorBoard names each run after its folder: the training run is the run's folder on the volume
+# (<train_dir>/default, paths.run's default), its eval run that folder's eval/.
+TRAIN_RUN = "default"
+EVAL_RUN = "default/eval"
 CHARTS = {"total_loss": TRAIN_RUN, "precision @ 1": EVAL_RUN}
 
 RUN_NAMES = EVERY_ELEMENT + """

@@ -1,7 +1,8 @@
 """The fixtures every test folder shares, defined once (a pytest plugin: the root conftest names
 it in `pytest_plugins`, so one test session has one of each, however many folders use it).
 
-Session:  trained_stack  the three programs natively: trained, evaluated, TensorBoard up
+Session:  trained_stack  the three programs natively: trained, evaluated, TensorBoard up behind
+                         a password
           podman         an isolated podman (own storage, config and networks under one folder)
           base_image     Debian bookworm (minbase) from debootstrap, imported into that podman
           image_build    the Dockerfile built on it, CPU flavor, the host's CA bundle as secret
@@ -23,14 +24,16 @@ from pathlib import Path
 import pytest
 
 from tests.harness import debian_base, figures, image as appliance_image
-from tests.harness.native_stack import NativeStack, start_trained_stack
+from tests.harness.native_stack import TRAINED_STACK_PASSWORD, NativeStack, start_trained_stack
 from tests.harness.podman import HostFootprint, IsolatedPodman, TrackedContainers
 
 
 @pytest.fixture(scope="session")
 def trained_stack(tmp_path_factory) -> NativeStack:
-    """A stack that has trained to max_steps and evaluated that checkpoint; TensorBoard is up."""
-    stack = start_trained_stack(tmp_path_factory.mktemp("trained_stack"))
+    """A stack that has trained to max_steps and evaluated that checkpoint (eval watching on,
+    idle); TensorBoard is up behind a password, as for a user who publishes its port."""
+    stack = start_trained_stack(tmp_path_factory.mktemp("trained_stack"),
+                                password=TRAINED_STACK_PASSWORD)
     print("\ntrained stack: " + ", ".join(f"{name} after {secs:.1f} s"
                                           for name, secs in stack.timings.items()))
     yield stack

@@ -18,19 +18,41 @@ def _printed_by(program: str, line: str) -> re.Pattern:
 # -- train ----------------------------------------------------------------------------------
 TRAIN_STEP = _printed_by("train", r"step (?P<step>\d+)/(?P<max_steps>\d+), loss = (?P<loss>\S+) ")
 RESUMED = _printed_by("train", r"resumed from model\.ckpt-(?P<step>\d+)$")
-FRESH_START = _printed_by("train", r"no checkpoint in (?P<train_dir>.+); starting from step 0$")
+FRESH_START = _printed_by("train", r"no checkpoint in (?P<run_dir>.+); starting from step 0$")
 SAVED = _printed_by("train", r"saved model\.ckpt-(?P<step>\d+)$")
 STOPPED_ON_REQUEST = _printed_by("train", r"stopped at step (?P<step>\d+) on request")
 REACHED_MAX_STEPS = _printed_by("train", r"reached train\.max_steps = (?P<max_steps>\d+)$")
 DISK_FULL = _printed_by("train", r"(?P<message>disk full: .*)$")
 DISK_HAS_ROOM = _printed_by("train", r"disk has room again")
+# What a save cut short left (files newer than the newest listed checkpoint, a _temp folder),
+# removed as the trainer starts.
+REMOVED_UNFINISHED_SAVE = _printed_by(
+    "train", r"removed (?P<name>model\.ckpt-(?P<step>\d+)\S*): a save cut short")
+RUN_BUSY = _printed_by("train", r"error: run '(?P<run>[^']+)' \(.*\) is being trained already")
+SWEEP_RUN_STARTED = _printed_by("train", r"sweep: run (?P<run>\S+) \((?P<number>\d+) of \d+\): ")
+SWEEP_RUN_SKIPPED = _printed_by("train", r"sweep: run (?P<run>\S+) \((?P<number>\d+) of \d+\) "
+                                         r"(?P<reason>.+); next$")
+SWEEP_STOPPED = _printed_by("train", r"sweep: stopped during run (?P<run>\S+);")
+SWEEP_DONE = _printed_by("train", r"sweep: all (?P<runs>\d+) runs done")
 
 # -- eval: a line about one run starts with the run's name in brackets --------------------------
 PRECISION = _printed_by("eval", r"\[(?P<run>[^]]+)\] precision @ 1 = (?P<precision>[0-9.]+) "
                                 r"\(step (?P<step>\d+)")
 SKIPPED = _printed_by("eval", r"\[(?P<run>[^]]+)\] skipped model\.ckpt-(?P<step>\d+)")
+SET_ASIDE = _printed_by("eval", r"\[(?P<run>[^]]+)\] evaluated up to its max_steps")
+# Eval keeps running: it looks for runs and checkpoints for as long as the appliance runs.
 WATCHING = _printed_by("eval", r"watching (?P<train_dir>.+) for the checkpoints of every run")
+EVAL_IDLE = _printed_by("eval", r"every run is evaluated up to its max_steps \((?P<runs>.+)\); "
+                                r"watching for new checkpoints")
+EVAL_DISK_FULL = _printed_by("eval", r"(?P<message>disk full: .*)$")
+EVAL_DISK_HAS_ROOM = _printed_by("eval", r"disk has room again")
 EVAL_TRACEBACK = _printed_by("eval", r"Traceback")
+
+# -- any program ------------------------------------------------------------------------------
+# The first program to start on a volume of the old layout (one run at its root) moves it.
+MOVED_OLD_LAYOUT = re.compile(r"^(?:(?P<program>train|eval|tensorboard) \| )?moved the run at the "
+                              r"root of (?P<train_dir>.+) into (?P<run_dir>.+) \(runs are folders",
+                              re.MULTILINE)
 
 # -- data -----------------------------------------------------------------------------------
 DATA_SPLIT = _printed_by("data", r"(?P<split>train|test): (?P<images>[\d,]+) images in ")

@@ -1,6 +1,7 @@
 """Ports on this host: free ones to publish on, and whether one answers HTTP."""
 from __future__ import annotations
 
+import base64
 import socket
 import urllib.request
 
@@ -21,10 +22,20 @@ def free_port() -> int:
     return free_ports(1)[0]
 
 
-def answers_http(port: int, timeout: float = 2) -> bool:
-    """GET http://127.0.0.1:PORT/ returns 200 (TensorBoard's front page, for the appliance)."""
+def basic_authorization(password: str) -> str:
+    """The Authorization header's value that gives `password` by HTTP Basic authentication
+    (the appliance's TensorBoard takes any user name)."""
+    return "Basic " + base64.b64encode(f"tests:{password}".encode()).decode()
+
+
+def answers_http(port: int, timeout: float = 2, password: str | None = None) -> bool:
+    """GET http://127.0.0.1:PORT/ returns 200 (TensorBoard's front page, for the appliance),
+    given the password when there is one."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/")
+    if password:
+        request.add_header("Authorization", basic_authorization(password))
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=timeout) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status == 200
     except OSError:
         return False

@@ -4,7 +4,8 @@ files on the volume, `supervisorctl status`, the health check, the console, and 
 starting again.
 
 Most tests look at one stack that has trained to the end (trained_stack, shared with
-tests/browser); the stop-and-resume tests interrupt a stack of their own mid-training.
+tests/browser), whose TensorBoard asks for a password; the stop-and-resume tests interrupt a stack
+of their own mid-training.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from tests.harness.environment import REPO_ROOT
 from tests.harness.faults import bad_configs
 from tests.harness.native_stack import (ENTRYPOINT, MAX_STEPS, PROGRAMS, STOP_GRACE_SECS,
                                         NativeStack, child_pids, run_in_own_session)
+from tests.harness.tensorboard_api import ROUTES_THE_TABS_LOAD, ask_as_the_tab_does
 from tests.harness.waiting import wait_until
 
 pytestmark = pytest.mark.stack
@@ -28,37 +30,50 @@ pytestmark = pytest.mark.stack
 
 # -- a stack that has trained to the end ------------------------------------------------------
 
-def test_tensorboard_answers_http(trained_stack):
+def test_tensorboard_answers_http_given_its_password(trained_stack):
     assert trained_stack.tensorboard_answers()
+
+
+@pytest.mark.parametrize("route", ROUTES_THE_TABS_LOAD)
+def test_every_route_the_tabs_load_asks_for_the_password(trained_stack, route):
+    """401 and none of the data without the password, 200 with it, for each route the browser's
+    tabs load (tests/browser checks that the list holds them all)."""
+    run = trained_stack.run_dir.name
+    refused, refusal = ask_as_the_tab_does(trained_stack.api, route, run, authorized=False)
+    answered, _ = ask_as_the_tab_does(trained_stack.api, route, run)
+    assert (refused, answered) == (401, 200)
+    assert run.encode() not in refusal and b"total_loss" not in refusal
 
 
 def test_supervisorctl_lists_the_three_programs(trained_stack):
     status = trained_stack.supervisorctl("status")
-    # supervisorctl's status exits 3 when some program is not RUNNING, as train and eval are not
-    # once they are done.
+    # supervisorctl's status exits 3 when some program is not RUNNING, as train is not once it
+    # is done.
     assert status.returncode in (0, 3), status.stderr
     assert sorted(trained_stack.program_states()) == sorted(PROGRAMS), status.stdout
 
 
-def eval_exited(stack: NativeStack) -> None:
-    """Waits a little for eval, which has evaluated the checkpoint at max_steps, to exit."""
-    wait_until(lambda: stack.program_states().get("eval") == "EXITED", 60,
-               "eval to exit after evaluating the checkpoint at max_steps")
-
-
-def test_finished_programs_exit_and_tensorboard_stays_up(trained_stack):
-    eval_exited(trained_stack)
+def test_train_exits_when_done_while_eval_and_tensorboard_keep_running(trained_stack):
+    # Eval watches for runs to come (a second trainer, a sweep's next run) as long as it runs.
     assert trained_stack.program_states() == {
-        "train": "EXITED", "eval": "EXITED", "tensorboard": "RUNNING"}
+        "train": "EXITED", "eval": "RUNNING", "tensorboard": "RUNNING"}
 
 
 def test_a_clean_finish_is_not_restarted(trained_stack):
-    eval_exited(trained_stack)
     log = trained_stack.log()
     assert "exited: train (exit status 0; expected)" in log
-    assert "exited: eval (exit status 0; expected)" in log
     assert log.count("spawned: 'train'") == 1
     assert log.count("spawned: 'eval'") == 1
+    assert "exited: eval" not in log
+
+
+def test_eval_says_once_that_every_run_is_evaluated_and_then_idles(trained_stack):
+    log = trained_stack.log()
+    [idle] = log_lines.EVAL_IDLE.finditer(log)
+    assert idle["runs"] == trained_stack.run_dir.name
+    last_evaluation = list(log_lines.PRECISION.finditer(log))[-1]
+    assert last_evaluation.start() < idle.start()
+    assert len(trained_stack.eval_results()) == len(log_lines.PRECISION.findall(log))
 
 
 def test_the_run_folder_holds_checkpoints_and_event_files(trained_stack):
