@@ -4,7 +4,8 @@
 #   entrypoint.sh                 check the config, prepare the folders, make the data set ready,
 #                                 then run train, eval and tensorboard under supervisord
 #   entrypoint.sh ROLE [ARG...]   just that program: `python -m app ROLE ARG...`, where ROLE is
-#                                 train, eval, tensorboard, data, report, check-config or health
+#                                 train, eval, tensorboard, data, report, predict, check-config
+#                                 or health
 #   entrypoint.sh supervisorctl [ARG...]
 #                                 supervisorctl of the running appliance, e.g. `... status`
 #   entrypoint.sh COMMAND...      anything else is run as is (bash, ls /cifar10_train, ...)
@@ -142,7 +143,7 @@ case "${1:-}" in
         prepare
         exec "${run_as_owner[@]}" "$PYTHON" -m app "$@"
         ;;
-    check-config | health)
+    check-config | health | predict)
         exec "$PYTHON" -m app "$@"
         ;;
     supervisorctl)

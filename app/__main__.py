@@ -5,6 +5,7 @@
                   paths.run, then exit; --until-done: exit once every run is done)
     tensorboard   serve train_dir on tensorboard.port
     report        every run in a table and one plot (--run NAME: one run's history; --plot FILE)
+    predict       classify image files with the best export of paths.run (--top K, --json)
     data          download and verify CIFAR-10, or generate the synthetic set, then exit
     check-config  print the resolved configuration, or say what is wrong with it
     health        exit 0 when the supervised programs and TensorBoard are as they should be
@@ -53,6 +54,12 @@ def _parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", parents=[common], help="every run side by side")
     report.add_argument("--plot", metavar="FILE", help="where to write the PNG plot")
     report.add_argument("--run", metavar="NAME", help="one run's history instead")
+    predict = commands.add_parser("predict", parents=[common], help="classify image files")
+    predict.add_argument("files", nargs="+", metavar="FILE",
+                         help="image files (PNG, JPEG, BMP, GIF), folders of them, or patterns")
+    predict.add_argument("--top", type=int, default=3, metavar="K",
+                         help="how many classes to show per image (default 3)")
+    predict.add_argument("--json", action="store_true", help="one JSON object per file")
     commands.add_parser("data", parents=[common], help="fetch or generate the data set")
     commands.add_parser("check-config", parents=[common], help="print the resolved config")
     commands.add_parser("health", parents=[common], help="check the running appliance")
@@ -114,6 +121,10 @@ def _run(arguments, config) -> int:
         logs.import_tensorflow_quietly()  # TensorBoard reads event files with it
         from app import tensorboard_server
         return tensorboard_server.main(config)
+    if arguments.command == "predict":
+        logs.import_tensorflow_quietly()
+        from app import predict
+        return predict.main(config, arguments.files, max(1, arguments.top), arguments.json)
     if arguments.command == "report":
         from app import report
         return report.main(config, plot_path=arguments.plot, run=arguments.run)

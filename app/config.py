@@ -145,6 +145,7 @@ class EvalConfig:
     projector_examples: int = _field(minimum=0, maximum=10000)
     projector_every_evals: int = _field(minimum=1)
     export_best: bool = _field()
+    keep_exports: int = _field(minimum=1)
 
 
 @dataclasses.dataclass(frozen=True)

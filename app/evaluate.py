@@ -26,10 +26,10 @@ import signal
 import sys
 import time
 
-from app import checkpoints, config as configuration, data, devices, runs
+from app import checkpoints, data, devices, runs
 from app.exit_codes import ExitCode
 from app.results import read_results
-from app.run_evaluation import RunEvaluation
+from app.run_evaluation import RunEvaluation, config_of_run
 
 log = logging.getLogger(__name__)
 
@@ -141,14 +141,6 @@ class Evaluator:
             if (result := evaluation.evaluate_if_there(newest)) is not None:
                 return result
         return None
-
-
-def config_of_run(config, run: str):
-    """Eval's configuration with the train and recipe sections the run's trainer last started
-    with (its run.yaml), so that its model is built as it was trained; eval's own for a run
-    without one (trained before runs kept a record)."""
-    record = runs.read_record(runs.folder(config.paths.train_dir, run))
-    return configuration.with_sections_of(config, record or {}, ("train", "tutorial", "fast"))
 
 
 def _written_at(path) -> float:

@@ -1,23 +1,22 @@
-"""The best model so far, as a SavedModel anyone can load: <run>/export/best.
+"""A run's best model so far, as TensorFlow Serving loads it: <run>/export/<version>/.
 
-Eval exports whenever an evaluation beats the one exported: a higher precision @ 1, or the same
-precision with a lower loss. What it exports are the weights it has just measured, the moving
-averages by default (eval.use_moving_averages), so the export classifies exactly as eval counted.
+    <run>/export/                 a model base path for TensorFlow Serving
+      1200/                       a SavedModel: saved_model.pb, variables/, assets/
+        assets/class_names.txt    the ten class names, one a line, in the model's column order
+        assets/evaluation.json    the evaluation that made it the best (step, precision_at_1, ...)
+      3400/                       a better one: each version is its checkpoint's global step
+      best/                       an export from before versions, still read by predict
 
-The SavedModel needs neither this package nor Keras to load (tf.saved_model.load). Its serving
-signature takes what a camera or a file gives, not what the network sees:
+Eval exports whenever an evaluation beats the newest export: a higher precision @ 1, or the same
+precision with a lower loss. What it exports are the weights it has just measured (the moving
+averages by default, eval.use_moving_averages) in the module eval measures through
+(app/classifier.py), so the export classifies exactly as eval counted. A later version is always
+a better model, so TensorFlow Serving, which serves the highest version it finds, serves the best
+model as soon as it is written; the newest `eval.keep_exports` versions are kept.
 
-    serving_default(images: uint8 [batch, 32, 32, 3])
-        -> probabilities  float32 [batch, 10]  softmax, columns in CIFAR-10's class order
-           class_ids      int32   [batch]      the most probable class
-           class_names    string  [batch]      its name
-
-It crops, standardizes (and with the fast recipe, mirrors) as eval does. `class_names` is also an
-attribute of the loaded object, all ten names in column order. Beside saved_model.pb, evaluation.json records the evaluation that
-made it the best (step, precision_at_1, loss, checkpoint, weights).
-
-Exports are atomic: the SavedModel is written to a staging folder beside `best` and renamed into
-place, so `best` is always one complete export (a kill midway leaves the previous one).
+A SavedModel needs neither this package nor Keras to load (tf.saved_model.load, or Serving). Each
+is written to a staging folder (a name Serving ignores) and renamed into place: a version folder is
+always one complete export. Finding exports needs no TensorFlow.
 """
 from __future__ import annotations
 
@@ -26,93 +25,101 @@ import os
 import shutil
 from pathlib import Path
 
-import tensorflow as tf
+from app import data
+from app.results import goodness
 
-from app import data, results
-
-EVALUATION_FILE = results.EXPORTED_EVALUATION.name
+FOLDER = "export"
+LEGACY_BEST = "best"
+ASSETS = "assets"
+EVALUATION_FILE = "evaluation.json"
+CLASS_NAMES_FILE = "class_names.txt"
 STAGING_PREFIX = ".staging-"
-PREVIOUS = ".previous"
+LEGACY_PREVIOUS = ".previous"
+SIGNATURES = ("serving_default", "classify_pixels")
 
 
-class Classifier(tf.Module):
-    """The network as eval counts it, and as the export serves it: uint8 images in, class
-    probabilities and names out. Eval measures through `logits`, so what is exported classifies
-    exactly as it was measured."""
-
-    def __init__(self, logits_model, input_size: int, test_time_flips: bool):
-        super().__init__(name="cifar10_classifier")
-        self.logits_model = logits_model
-        self.input_size = input_size            # the central crop the network was trained for
-        self.test_time_flips = test_time_flips  # the fast recipe also looks at each mirror image
-        # A variable, not a constant: only variables are saved as attributes of the module.
-        self.class_names = tf.Variable(data.CLASS_NAMES, trainable=False, name="class_names")
-
-    def logits(self, standardized_images):
-        logits = self.logits_model(standardized_images, training=False)
-        if self.test_time_flips:
-            mirrored = self.logits_model(tf.reverse(standardized_images, axis=[2]), training=False)
-            logits = (logits + mirrored) / 2
-        return logits
-
-    @tf.function(input_signature=[tf.TensorSpec(
-        [None, data.IMAGE_SIZE, data.IMAGE_SIZE, data.CHANNELS], tf.uint8, name="images")])
-    def classify(self, images):
-        logits = self.logits(data.eval_images(images, self.input_size))
-        # Mixed precision may compute in 16 bits; the answer is served in 32.
-        probabilities = tf.nn.softmax(tf.cast(logits, tf.float32))
-        class_ids = tf.argmax(probabilities, axis=1, output_type=tf.int32)
-        return {"probabilities": probabilities, "class_ids": class_ids,
-                "class_names": tf.gather(self.class_names, class_ids)}
+def folder(run_folder) -> Path:
+    return Path(run_folder) / FOLDER
 
 
-def best_folder(run_folder) -> Path:
-    return Path(run_folder) / results.EXPORTED_EVALUATION.parent
+def versions(run_folder) -> list[int]:
+    """The versions exported, oldest first."""
+    root = folder(run_folder)
+    if not root.is_dir():
+        return []
+    return sorted(int(path.name) for path in root.iterdir()
+                  if path.name.isdigit() and (path / "saved_model.pb").is_file())
+
+
+def newest(run_folder) -> Path | None:
+    """The best export: the newest version, else an export from before versions."""
+    found = versions(run_folder)
+    if found:
+        return folder(run_folder) / str(found[-1])
+    legacy = folder(run_folder) / LEGACY_BEST
+    return legacy if (legacy / "saved_model.pb").is_file() else None
+
+
+def evaluation_of(export_folder: Path) -> dict | None:
+    """The evaluation that made `export_folder` the best, or None when it is unknown."""
+    for path in (export_folder / ASSETS / EVALUATION_FILE, export_folder / EVALUATION_FILE):
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            continue
+    return None
+
+
+def exported_evaluation(run_folder) -> dict | None:
+    """The evaluation behind the run's best export, or None when nothing is exported."""
+    best = newest(run_folder)
+    return evaluation_of(best) if best else None
 
 
 def improves_on_export(result: dict, run_folder) -> bool:
-    exported = results.exported_evaluation(run_folder)
-    return exported is None or results.goodness(result) > results.goodness(exported)
+    exported = exported_evaluation(run_folder)
+    return exported is None or goodness(result) > goodness(exported)
 
 
-def export(classifier: Classifier, result: dict, run_folder) -> Path:
-    """Writes the classifier, its variables as they are now, to export/best. Raises OSError or
-    a tf.errors.OpError when it cannot; `best` is then the previous export, untouched."""
-    export_root = best_folder(run_folder).parent
-    export_root.mkdir(parents=True, exist_ok=True)
-    staging = export_root / f"{STAGING_PREFIX}{os.getpid()}"
+def export(classifier, result: dict, run_folder, keep: int) -> Path:
+    """Writes the classifier, its variables as they are now, as the version of result's step,
+    and lets go of all but the newest `keep` versions. Raises OSError or a tf.errors.OpError when
+    it cannot; the versions there are stay as they were."""
+    import tensorflow as tf
+
+    root = folder(run_folder)
+    root.mkdir(parents=True, exist_ok=True)
+    staging = root / f"{STAGING_PREFIX}{os.getpid()}"
+    target = root / str(result["step"])
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        tf.saved_model.save(classifier, str(staging),
-                            signatures={"serving_default": classifier.classify})
-        (staging / EVALUATION_FILE).write_text(json.dumps(result, indent=2) + "\n",
+        tf.saved_model.save(classifier, str(staging), signatures={
+            "serving_default": classifier.classify_files,
+            "classify_pixels": classifier.classify_pixels})
+        assets = staging / ASSETS
+        assets.mkdir(exist_ok=True)
+        (assets / CLASS_NAMES_FILE).write_text("\n".join(data.CLASS_NAMES) + "\n",
                                                encoding="utf-8")
-        _swap_into_place(staging, best_folder(run_folder))
+        (assets / EVALUATION_FILE).write_text(json.dumps(result, indent=2) + "\n",
+                                              encoding="utf-8")
+        shutil.rmtree(target, ignore_errors=True)  # the same step exported before a kill
+        os.replace(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return best_folder(run_folder)
-
-
-def _swap_into_place(staging: Path, best: Path) -> None:
-    """A folder cannot be renamed over a non-empty one, so the old export steps aside first; for
-    that instant `best` is absent, never partial. recover() undoes a kill in between."""
-    previous = best.parent / PREVIOUS
-    shutil.rmtree(previous, ignore_errors=True)
-    if best.exists():
-        os.replace(best, previous)
-    os.replace(staging, best)
-    shutil.rmtree(previous, ignore_errors=True)
+    for version in versions(run_folder)[:-keep]:
+        shutil.rmtree(root / str(version), ignore_errors=True)
+    return target
 
 
 def recover(run_folder) -> None:
-    """Puts back an export that a kill left stepped aside, and clears unfinished staging."""
-    best = best_folder(run_folder)
-    export_root = best.parent
-    if not export_root.is_dir():
+    """Clears unfinished staging folders, and puts back an export from before versions that a
+    kill left stepped aside."""
+    root = folder(run_folder)
+    if not root.is_dir():
         return
-    previous = export_root / PREVIOUS
+    previous, best = root / LEGACY_PREVIOUS, root / LEGACY_BEST
     if previous.is_dir() and not best.exists():
         os.replace(previous, best)
-    for leftover in export_root.iterdir():
-        if leftover.name.startswith(STAGING_PREFIX) or leftover.name == PREVIOUS:
+    for leftover in root.iterdir():
+        if leftover.name.startswith(STAGING_PREFIX) or leftover.name == LEGACY_PREVIOUS:
             shutil.rmtree(leftover, ignore_errors=True)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from app import checkpoints, results as records, runs
+from app import checkpoints, export, results as records, runs
 from app.data import NUM_CLASSES
 from app.exit_codes import ExitCode
 
@@ -108,11 +108,10 @@ def _one_run(config, run: str, plot_path: str | None) -> int:
     print(table(results))
     best = max(results, key=records.goodness)
     print(f"\nbest: precision @ 1 = {best['precision_at_1']:.3f} at step {best['step']}")
-    exported = records.exported_evaluation(run_folder)
+    exported = export.exported_evaluation(run_folder)
     if exported:
         print(f"exported: step {exported['step']} "
-              f"(precision @ 1 = {exported['precision_at_1']:.3f}) in "
-              f"{run_folder / records.EXPORTED_EVALUATION.parent}")
+              f"(precision @ 1 = {exported['precision_at_1']:.3f}) in {export.newest(run_folder)}")
     plot = Path(plot_path) if plot_path else eval_dir / PLOT_NAME
     write_plot({run: results}, plot)
     print(f"plot: {plot}")

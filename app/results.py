@@ -1,7 +1,6 @@
-"""What eval has measured, on disk: its history and the evaluation behind the export.
+"""What eval has measured, on disk: a run's history of evaluations.
 
     <run>/eval/results.jsonl               one JSON line per evaluation, appended by eval
-    <run>/export/best/evaluation.json      the result that made the export the best
 
 A result is {"step", "precision_at_1", "loss", "num_examples", "checkpoint", "weights",
 "evaluated_at"}. No TensorFlow here: `python -m app report` reads these in a moment.
@@ -14,7 +13,6 @@ import os
 from pathlib import Path
 
 RESULTS_FILE = "results.jsonl"
-EXPORTED_EVALUATION = Path("export") / "best" / "evaluation.json"
 
 
 def read_results(eval_dir) -> list[dict]:
@@ -60,11 +58,3 @@ def goodness(result: dict) -> tuple[float, float]:
     """What "better" means for the export and the report: a higher precision @ 1, and at equal
     precision a lower loss."""
     return result["precision_at_1"], -result["loss"]
-
-
-def exported_evaluation(run_folder) -> dict | None:
-    """The evaluation behind the current export, or None when nothing is exported."""
-    try:
-        return json.loads((Path(run_folder) / EXPORTED_EVALUATION).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None

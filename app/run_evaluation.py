@@ -25,11 +25,21 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from app import checkpoints, confusion, data, export, projector, recipes, runs, summaries
+from app import (checkpoints, config as configuration, confusion, data, export, projector, recipes,
+                 runs, summaries)
+from app.classifier import Classifier
 from app.averages import MovingAverages
 from app.results import RESULTS_FILE, append_result, read_results
 
 log = logging.getLogger(__name__)
+
+
+def config_of_run(config, run: str):
+    """Eval's configuration with the train and recipe sections the run's trainer last started
+    with (its run.yaml), so that its model is built as it was trained; eval's own for a run
+    without one (trained before runs kept a record)."""
+    record = runs.read_record(runs.folder(config.paths.train_dir, run))
+    return configuration.with_sections_of(config, record or {}, ("train", "tutorial", "fast"))
 
 
 class RunEvaluation:
@@ -44,8 +54,8 @@ class RunEvaluation:
         self.model = recipe.build_model()
         self.input_size = recipe.input_size
         self.embedding_layer = recipe.embedding_layer
-        self.classifier = export.Classifier(recipes.logits_model(self.model), recipe.input_size,
-                                            recipe.test_time_flips)
+        self.classifier = Classifier(recipes.logits_model(self.model), recipe.input_size,
+                                     recipe.test_time_flips)
         self.test_set = test_set
         self.averages = MovingAverages(self.model.trainable_variables, decay=0.0)
         self.step = tf.Variable(0, dtype=tf.int64)
@@ -240,7 +250,8 @@ class RunEvaluation:
             return
         try:
             path = self._with_room_on_disk(
-                lambda: export.export(self.classifier, result, self.run_folder),
+                lambda: export.export(self.classifier, result, self.run_folder,
+                                      keep=self.config.eval.keep_exports),
                 f"export step {result['step']}")
         except (OSError, tf.errors.OpError) as error:
             self.say(f"could not export step {result['step']}: {error}; the previous export "

@@ -1,15 +1,17 @@
-"""The export: its serving signature, when it replaces the previous one, and that it never
-leaves a half-written `best`."""
+"""The export: TensorFlow Serving's layout, its two signatures, when a version is added, which are
+kept, and that no version is ever half-written."""
+import io
 import json
-import os
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from PIL import Image
 
-from app import export, recipes
-from app.recipes import fast, tutorial
+from app import export, image_input, recipes
+from app.classifier import Classifier
 from app.data import CLASS_NAMES
+from app.recipes import fast, tutorial
 
 
 def result(step, precision, loss=1.0):
@@ -18,74 +20,107 @@ def result(step, precision, loss=1.0):
 
 @pytest.fixture(scope="module")
 def classifier():
-    return export.Classifier(recipes.logits_model(tutorial.tutorial_cnn()), input_size=24,
-                             test_time_flips=False)
+    return Classifier(recipes.logits_model(tutorial.tutorial_cnn()), input_size=24,
+                      test_time_flips=False)
 
 
-def test_signature_takes_uint8_images_and_returns_probabilities_and_names(tmp_path,
-                                                                         classifier):
-    folder = export.export(classifier, result(100, 0.5), tmp_path)
-    assert folder == tmp_path / "export" / "best"
+def png(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_a_version_is_its_steps_folder_with_both_signatures_and_its_assets(tmp_path, classifier):
+    folder = export.export(classifier, result(1200, 0.5), tmp_path, keep=3)
+    assert folder == tmp_path / "export" / "1200"
     loaded = tf.saved_model.load(str(folder))
-    serve = loaded.signatures["serving_default"]
-    [images_spec] = serve.structured_input_signature[1].values()
-    assert images_spec.dtype == tf.uint8 and images_spec.shape.as_list() == [None, 32, 32, 3]
-    images = np.random.default_rng(0).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
-    outputs = serve(images=tf.constant(images))
-    assert outputs["probabilities"].shape == (5, 10)
-    assert np.sum(outputs["probabilities"].numpy(), axis=1) == pytest.approx(np.ones(5), abs=1e-5)
-    class_ids = outputs["class_ids"].numpy()
-    assert class_ids.tolist() == np.argmax(outputs["probabilities"].numpy(), axis=1).tolist()
-    assert [name.decode() for name in outputs["class_names"].numpy()] == [
-        CLASS_NAMES[i] for i in class_ids]
+    assert sorted(loaded.signatures) == sorted(export.SIGNATURES)
+    [bytes_spec] = loaded.signatures["serving_default"].structured_input_signature[1].values()
+    assert bytes_spec.dtype == tf.string and bytes_spec.shape.as_list() == [None]
+    [pixels_spec] = loaded.signatures["classify_pixels"].structured_input_signature[1].values()
+    assert pixels_spec.dtype == tf.uint8 and pixels_spec.shape.as_list() == [None, 32, 32, 3]
+    assert (folder / "assets" / "class_names.txt").read_text().split() == list(CLASS_NAMES)
+    assert json.loads((folder / "assets" / "evaluation.json").read_text())["step"] == 1200
     assert [name.decode() for name in loaded.class_names.numpy()] == list(CLASS_NAMES)
-    assert json.loads((folder / "evaluation.json").read_text())["step"] == 100
+
+
+def test_both_signatures_classify_alike_and_answer_probabilities_and_names(tmp_path, classifier):
+    loaded = tf.saved_model.load(str(export.export(classifier, result(1, 0.5), tmp_path, keep=3)))
+    images = np.random.default_rng(0).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
+    by_pixels = loaded.signatures["classify_pixels"](images=tf.constant(images))
+    by_files = loaded.signatures["serving_default"](
+        image_bytes=tf.constant([png(image) for image in images]))
+    assert by_pixels["probabilities"].shape == (5, 10)
+    assert np.sum(by_pixels["probabilities"].numpy(), axis=1) == pytest.approx(np.ones(5), abs=1e-5)
+    np.testing.assert_allclose(by_files["probabilities"], by_pixels["probabilities"], atol=1e-6)
+    class_ids = by_pixels["class_ids"].numpy()
+    assert class_ids.tolist() == np.argmax(by_pixels["probabilities"].numpy(), axis=1).tolist()
+    assert [name.decode() for name in by_files["class_names"].numpy()] == [
+        CLASS_NAMES[i] for i in class_ids]
 
 
 def test_better_means_higher_precision_then_lower_loss(tmp_path, classifier):
     assert export.improves_on_export(result(100, 0.5), tmp_path)  # nothing exported yet
-    export.export(classifier, result(100, 0.5, loss=1.0), tmp_path)
+    export.export(classifier, result(100, 0.5, loss=1.0), tmp_path, keep=3)
     assert export.improves_on_export(result(200, 0.6, loss=2.0), tmp_path)
     assert export.improves_on_export(result(200, 0.5, loss=0.9), tmp_path)
     assert not export.improves_on_export(result(200, 0.5, loss=1.0), tmp_path)
     assert not export.improves_on_export(result(200, 0.4, loss=0.1), tmp_path)
 
 
-def test_a_new_export_replaces_the_old_one_whole(tmp_path, classifier):
-    export.export(classifier, result(100, 0.5), tmp_path)
-    export.export(classifier, result(200, 0.6), tmp_path)
+def test_the_newest_versions_are_kept_and_the_newest_is_the_best(tmp_path, classifier):
+    for step, precision in ((100, 0.3), (200, 0.4), (300, 0.5), (400, 0.6)):
+        export.export(classifier, result(step, precision), tmp_path, keep=3)
+    assert export.versions(tmp_path) == [200, 300, 400]
+    assert export.newest(tmp_path) == tmp_path / "export" / "400"
+    assert export.exported_evaluation(tmp_path)["precision_at_1"] == 0.6
+
+
+def test_an_export_from_before_versions_is_still_found(tmp_path):
     best = tmp_path / "export" / "best"
-    assert json.loads((best / "evaluation.json").read_text())["step"] == 200
-    assert sorted(path.name for path in (tmp_path / "export").iterdir()) == ["best"]
+    best.mkdir(parents=True)
+    (best / "saved_model.pb").write_bytes(b"")
+    (best / "evaluation.json").write_text(json.dumps(result(50, 0.2)))
+    assert export.newest(tmp_path) == best
+    assert export.exported_evaluation(tmp_path)["step"] == 50
 
 
-def test_a_failed_export_leaves_the_previous_one(tmp_path, classifier, monkeypatch):
-    export.export(classifier, result(100, 0.5), tmp_path)
+def test_a_failed_export_leaves_the_versions_there_are(tmp_path, classifier, monkeypatch):
+    export.export(classifier, result(100, 0.5), tmp_path, keep=3)
 
     def disk_full(*arguments, **keywords):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(tf.saved_model, "save", disk_full)
     with pytest.raises(OSError):
-        export.export(classifier, result(200, 0.6), tmp_path)
-    assert json.loads((tmp_path / "export" / "best" / "evaluation.json").read_text())["step"] == 100
-    assert sorted(path.name for path in (tmp_path / "export").iterdir()) == ["best"]
+        export.export(classifier, result(200, 0.6), tmp_path, keep=3)
+    assert export.versions(tmp_path) == [100]
+    assert sorted(path.name for path in (tmp_path / "export").iterdir()) == ["100"]
 
 
-def test_recover_puts_back_an_export_a_kill_left_stepped_aside(tmp_path, classifier):
-    export.export(classifier, result(100, 0.5), tmp_path)
+def test_recover_clears_what_a_kill_left(tmp_path, classifier):
+    export.export(classifier, result(100, 0.5), tmp_path, keep=3)
     root = tmp_path / "export"
-    os.replace(root / "best", root / export.PREVIOUS)       # killed between the two renames
-    (root / f"{export.STAGING_PREFIX}12345").mkdir()        # and a staging folder left behind
+    (root / f"{export.STAGING_PREFIX}12345").mkdir()        # a staging folder left behind
+    (root / export.LEGACY_PREVIOUS).mkdir()                  # and an old-style export aside
     export.recover(tmp_path)
-    assert sorted(path.name for path in root.iterdir()) == ["best"]
-    assert json.loads((root / "best" / "evaluation.json").read_text())["step"] == 100
+    assert sorted(path.name for path in root.iterdir()) == ["100", "best"]
 
 
 def test_test_time_flips_average_the_logits_of_each_image_and_its_mirror():
     logits_model = recipes.logits_model(fast.resnet9(width=4))
-    classifier = export.Classifier(logits_model, input_size=32, test_time_flips=True)
+    classifier = Classifier(logits_model, input_size=32, test_time_flips=True)
     images = tf.random.normal([3, 32, 32, 3])
     expected = (logits_model(images) + logits_model(tf.reverse(images, axis=[2]))) / 2
     assert np.allclose(classifier.logits(images), expected, atol=1e-5)
     assert np.allclose(classifier.logits(tf.reverse(images, axis=[2])), expected, atol=1e-5)
+
+
+def test_the_serving_and_the_pillow_preparation_of_a_file_agree():
+    rng = np.random.default_rng(3)
+    smooth = np.kron(rng.integers(0, 256, (12, 8, 3)), np.ones((8, 8, 1))).astype(np.uint8)
+    image = Image.fromarray(smooth)  # 96 x 64, not square: its centred 64 x 64 counts
+    by_pillow = image_input.like_cifar10(image)
+    by_tensorflow = image_input.decoded_like_cifar10(tf.constant(png(smooth))).numpy()
+    assert by_pillow.shape == by_tensorflow.shape == (32, 32, 3)
+    assert np.abs(by_pillow.astype(int) - by_tensorflow.astype(int)).max() <= 2
