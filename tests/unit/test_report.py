@@ -88,13 +88,14 @@ def test_the_report_of_the_volume_has_a_row_per_run_and_plots_them_together(tmp_
 
 def test_report_names_the_export_when_there_is_one(tmp_path, capsys):
     write_results(tmp_path, result(100, 0.3, 1.9))
-    best = tmp_path / "default" / "export" / "best"
-    best.mkdir(parents=True)
-    (best / "evaluation.json").write_text(json.dumps(result(100, 0.3, 1.9)))
+    version = tmp_path / "default" / "export" / "100"
+    (version / "assets").mkdir(parents=True)
+    (version / "saved_model.pb").write_bytes(b"")
+    (version / "assets" / "evaluation.json").write_text(json.dumps(result(100, 0.3, 1.9)))
     report.main(config(tmp_path), plot_path=str(tmp_path / "elsewhere" / "plot.png"),
                 run="default")
     output = capsys.readouterr().out
-    assert f"exported: step 100 (precision @ 1 = 0.300) in {best}" in output
+    assert f"exported: step 100 (precision @ 1 = 0.300) in {version}" in output
     assert (tmp_path / "elsewhere" / "plot.png").is_file()
 
 
