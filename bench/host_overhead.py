@@ -135,18 +135,14 @@ def measure(trainer: Trainer, rounds: int, steps: int) -> dict:
 
     rows = []
     for round_number in range(1, rounds + 1):
-        round_started, cpu_started = time.perf_counter(), time.process_time()
-        busy_started = machine.cpu_busy_seconds()
-        calls = ours.run(steps)
-        row = {"round": round_number,
-               "ours_us": 1e6 * sum(c.seconds for c in calls) / sum(c.steps for c in calls),
-               "ours_steps_per_call": statistics.mean(c.steps for c in calls)}
-        for name, peer in peers.items():
-            row[f"{name}_us"] = 1e6 * peer.run(steps)
-        seconds = time.perf_counter() - round_started
-        own = (time.process_time() - cpu_started) / seconds
-        row["other_programs_cpu_cores"] = max(
-            0.0, (machine.cpu_busy_seconds() - busy_started) / seconds - own)
+        with machine.Window() as window:
+            calls = ours.run(steps)
+            row = {"round": round_number,
+                   "ours_us": 1e6 * sum(c.seconds for c in calls) / sum(c.steps for c in calls),
+                   "ours_steps_per_call": statistics.mean(c.steps for c in calls)}
+            for name, peer in peers.items():
+                row[f"{name}_us"] = 1e6 * peer.run(steps)
+        row["other_programs_cpu_cores"] = window.other_cores
         rows.append(row)
         print(f"round {round_number}: ours {row['ours_us']:.0f} us/step ("
               f"{row['ours_steps_per_call']:.0f} steps a call), "

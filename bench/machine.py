@@ -5,10 +5,12 @@ carries this, and bench/RESULTS.md quotes it.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import os
 import platform
 import subprocess
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -32,6 +34,25 @@ def cpu_busy_seconds() -> float:
     fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     idle, iowait = fields[3], fields[4]
     return (sum(fields[:8]) - idle - iowait) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclasses.dataclass
+class Window:
+    """A stretch of a benchmark: how long it took, and the cores this process and all the other
+    programs of the machine kept busy meanwhile (set when the `with` block ends)."""
+    seconds: float = 0.0
+    own_cores: float = 0.0
+    other_cores: float = 0.0
+
+    def __enter__(self) -> "Window":
+        self._started = time.perf_counter(), time.process_time(), cpu_busy_seconds()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        wall, cpu, busy = self._started
+        self.seconds = time.perf_counter() - wall
+        self.own_cores = (time.process_time() - cpu) / self.seconds
+        self.other_cores = max(0.0, (cpu_busy_seconds() - busy) / self.seconds - self.own_cores)
 
 
 def code_version() -> str:

@@ -240,22 +240,18 @@ def measure(config, rounds: int, window_steps: int) -> dict:
     rows = []
     for round_number in range(1, rounds + 1):
         # This machine is shared: what other programs took during a round says whether it counts.
-        round_started, cpu_started = time.perf_counter(), time.process_time()
-        machine_busy_started = machine.cpu_busy_seconds()
-        calls = ours.run(window_steps)
-        keras_rate = keras_fit.run(window_steps)
-        keras_32_rate = keras_fit_32.run(window_steps)
-        gflops = matmul_gflops()
-        round_secs = time.perf_counter() - round_started
-        own_cores = (time.process_time() - cpu_started) / round_secs
+        with machine.Window() as window:
+            calls = ours.run(window_steps)
+            keras_rate = keras_fit.run(window_steps)
+            keras_32_rate = keras_fit_32.run(window_steps)
+            gflops = matmul_gflops()
         rows.append({
             "round": round_number,
             "ours_img_per_s": window_steps * batch_size / sum(call.seconds for call in calls),
             "keras_img_per_s": keras_rate, "keras_32_img_per_s": keras_32_rate,
             "matmul_gflops": gflops,
-            "own_cpu_cores": own_cores,
-            "other_programs_cpu_cores": max(0.0, (machine.cpu_busy_seconds()
-                                                  - machine_busy_started) / round_secs - own_cores),
+            "own_cpu_cores": window.own_cores,
+            "other_programs_cpu_cores": window.other_cores,
             "our_calls": calls,
         })
         print_row(rows[-1], header=round_number == 1)
