@@ -221,30 +221,35 @@ class Trainer:
         batches = self.batches = iter(self.dataset)
         last_save_time = time.monotonic()
         last_log_time, last_log_step = time.monotonic(), step
+        calls_since_log = 0
         first_call = True
-        secs_per_step = None  # measured on the calls of several steps
+        secs_per_step = None  # the pace of plain steps, which sizes the calls
         while step < train.max_steps and not self.stop_requested:
-            steps = (1 if first_call or summary_due(train, step)
-                     else steps_to_run(train, step, secs_per_step))
+            summary = summary_due(train, step)
+            steps = 1 if first_call or summary else steps_to_run(train, step, secs_per_step)
             started = time.monotonic()
             if steps == 1:
                 if first_call:  # once per process: later traces of the same graph export empty
                     tf.summary.trace_on(graph=True)
                 images, labels = next(batches)
                 loss = self._run(step, lambda: self.train_step(
-                    images, labels, write_summaries=summary_due(train, step)))
+                    images, labels, write_summaries=summary))
                 if first_call:
                     tf.summary.trace_export(name="train_step", step=step)
-                    first_call = False
             else:
                 loss = self._run(step, lambda: self.train_steps(batches, tf.constant(steps)))
+            if not (first_call or summary):  # the first call traces, a summary step writes
                 secs_per_step = (time.monotonic() - started) / steps
+            first_call = False
             step += steps
+            calls_since_log += 1
 
             if step % train.log_every_steps == 0 or step == train.max_steps:
                 now = time.monotonic()
-                self._log_progress(step, loss, (now - last_log_time) / max(1, step - last_log_step))
-                last_log_time, last_log_step = now, step
+                steps_since_log = max(1, step - last_log_step)
+                self._log_progress(step, loss, (now - last_log_time) / steps_since_log,
+                                   steps_since_log / calls_since_log)
+                last_log_time, last_log_step, calls_since_log = now, step, 0
 
             due_by_steps = train.checkpoint_every_steps and step % train.checkpoint_every_steps == 0
             due_by_time = (train.checkpoint_every_secs
@@ -277,7 +282,7 @@ class Trainer:
                 f"({type(error).__name__}). Restart all workers: they resume from "
                 f"the chief's newest checkpoint, {self._newest_checkpoint()}") from None
 
-    def _log_progress(self, step: int, loss, sec_per_batch: float) -> None:
+    def _log_progress(self, step: int, loss, sec_per_batch: float, steps_per_call: float) -> None:
         max_steps = self.config.train.max_steps
         examples_per_sec = self.global_batch_size / sec_per_batch
         eta = duration((max_steps - step) * sec_per_batch)
@@ -289,7 +294,7 @@ class Trainer:
         if self.output.chief:  # a view for eval and report: a full disk must not stop training
             with contextlib.suppress(OSError):
                 runs.write_progress(self.run_folder, step, max_steps, examples_per_sec,
-                                    sec_per_batch)
+                                    sec_per_batch, steps_per_call)
 
     def _save(self, step: int) -> None:
         if self.saver.has_saved(step):

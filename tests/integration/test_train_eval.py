@@ -214,3 +214,13 @@ def test_nan_loss_stops_with_exit_3_and_keeps_the_last_good_checkpoint(trained, 
                                 cwd=REPO_ROOT, env=app_environment(), capture_output=True,
                                 text=True, timeout=600)
     assert "precision @ 1 = " in evaluation.stdout and "(step 300;" in evaluation.stdout
+
+
+def test_the_trainer_runs_several_steps_per_call_between_its_log_lines(trained):
+    root, train_log, _ = trained
+    progress = json.loads((root / "train" / "default" / "progress.json").read_text())
+    # Log lines every 25 steps, summaries every 50, checkpoints every 100: between two log lines
+    # the trainer makes one call of 24 steps after a summary step, or one of 25 (fewer only when
+    # 2 s of training would not fit in a call).
+    assert progress["step"] == MAX_STEPS
+    assert progress["steps_per_call"] >= 5, progress

@@ -31,7 +31,7 @@ def write_run(train_dir, run, recipe, steps, max_steps, examples_per_sec, *rows)
         f'all_model_checkpoint_paths: "model.ckpt-{step}"\n' for step in steps))
     runs.write_record(folder, yaml.safe_dump({"train": {"recipe": recipe,
                                                           "max_steps": max_steps}}))
-    runs.write_progress(folder, steps[-1], max_steps, examples_per_sec, 0.05)
+    runs.write_progress(folder, steps[-1], max_steps, examples_per_sec, 0.05, 9.0)
 
 
 def config(train_dir):
