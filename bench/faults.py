@@ -7,12 +7,16 @@ what it checks) at the full size, and prints their figures: a table, then as the
 JSON object with every figure. tests/faults runs the same scenarios at the quick size.
 
   crash_loop     kill -9 the trainer at random moments
+  curves_after_kills  kill -9 the trainer between checkpoints (and eval now and then), then ask
+                 TensorBoard's HTTP API whether any curve repeats a step or runs backward; saves
+                 cut short left after a start; files left in the temp folder
   graceful_stop  SIGTERM to supervisord (what `docker stop` sends) at random moments
   eval_race      a checkpoint every step, keep_checkpoints 2, eval polling without pause
   bad_configs    the table of malformed configs, natively (`container` runs it through the image)
   changed_model  train.recipe changed on a train_dir that holds a run
   bad_data       damaged, short or missing batch files, a download with the wrong MD5
   full_disk      train_dir on a small tmpfs that fills up, then space is freed (as root)
+  eval_full_disk the same while eval has checkpoints to evaluate (as root)
   neighbours     TensorBoard and eval killed while the trainer trains
   container      the image: who runs, what listens, the control socket, secrets and credentials
                  in its layers, the bad configs through its entrypoint (builds the image)
@@ -34,8 +38,9 @@ from tests.harness.faults.bad_data import bad_data
 from tests.harness.faults.changed_model import changed_model
 from tests.harness.faults.container_checks import container_scenario
 from tests.harness.faults.crash_loop import crash_loop
+from tests.harness.faults.curves import curves_after_kills
 from tests.harness.faults.eval_race import eval_race
-from tests.harness.faults.full_disk import full_disk
+from tests.harness.faults.full_disk import eval_full_disk, full_disk
 from tests.harness.faults.neighbours import neighbours
 from tests.harness.faults.outcome import FULL, QUICK, Outcome, ScenarioError, Size
 from tests.harness.faults.stops import graceful_stop
@@ -47,6 +52,7 @@ def scenarios(size: Size, seed: int) -> dict:
     """Name -> function of a work folder, in the order they run."""
     return {
         "crash_loop": lambda folder: crash_loop(folder, size.kills, seed),
+        "curves_after_kills": lambda folder: curves_after_kills(folder, size.kills, seed),
         "graceful_stop": lambda folder: graceful_stop(folder, size.stops, size.stop_within_secs,
                                                       seed),
         "eval_race": lambda folder: eval_race(folder, size.race_secs),
@@ -54,6 +60,7 @@ def scenarios(size: Size, seed: int) -> dict:
         "changed_model": changed_model,
         "bad_data": bad_data,
         "full_disk": full_disk,
+        "eval_full_disk": eval_full_disk,
         "neighbours": neighbours,
         "container": container_scenario,
     }
@@ -71,15 +78,15 @@ def run_scenario(name: str, scenario, folder: Path) -> Outcome:
 
 
 def print_table(outcomes: list[Outcome]) -> None:
-    print(f"\n{'scenario':<14} {'figure':<44} value")
+    print(f"\n{'scenario':<20} {'figure':<44} value")
     for outcome in outcomes:
         for number, (figure, value) in enumerate(outcome.figures.items()):
             text = value if isinstance(value, str) else json.dumps(value)
-            print(f"{outcome.name if number == 0 else '':<14} {figure:<44} {text}")
+            print(f"{outcome.name if number == 0 else '':<20} {figure:<44} {text}")
         verdict = "held" if not outcome.faults else f"{len(outcome.faults)} FAULT(S)"
-        print(f"{'':<14} {'(' + verdict + f', {outcome.seconds:.0f} s)':<44}")
+        print(f"{'':<20} {'(' + verdict + f', {outcome.seconds:.0f} s)':<44}")
         for fault in outcome.faults:
-            print(f"{'':<14}   FAULT: {fault}")
+            print(f"{'':<20}   FAULT: {fault}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,8 +16,9 @@ from tests.harness.faults.bad_configs import BAD_CONFIGS, refuses_bad_config
 from tests.harness.faults.bad_data import bad_data
 from tests.harness.faults.changed_model import changed_model
 from tests.harness.faults.crash_loop import crash_loop
+from tests.harness.faults.curves import curves_after_kills
 from tests.harness.faults.eval_race import eval_race
-from tests.harness.faults.full_disk import full_disk
+from tests.harness.faults.full_disk import eval_full_disk, full_disk
 from tests.harness.faults.neighbours import neighbours
 from tests.harness.container_runs import DOCKER_STOP_GRACE_SECS
 from tests.harness.faults.outcome import QUICK, Outcome
@@ -35,6 +36,16 @@ def test_trainer_killed_at_random_loses_at_most_its_last_checkpoint_interval(tmp
     assert_held(outcome)
     assert outcome.figures["kills"] == QUICK.kills
     assert outcome.figures["steps_lost_per_kill_max"] <= outcome.figures["checkpoint_every_steps"]
+
+
+def test_curves_stay_true_after_kill_9s_and_nothing_is_left_behind(tmp_path):
+    outcome = curves_after_kills(tmp_path, QUICK.kills)
+    assert_held(outcome)
+    figures = outcome.figures
+    assert figures["kills"] == QUICK.kills
+    assert figures["curves_with_steps_repeated_or_backward"] == 0
+    assert figures["partial_checkpoints_left_after_resume"] == 0
+    assert figures["files_left_in_temp_folder"] == 0
 
 
 def test_docker_stop_at_random_saves_the_step_reached_within_the_grace(tmp_path):
@@ -69,6 +80,14 @@ def test_full_disk_waits_keeps_its_checkpoint_and_goes_on_once_freed(tmp_path):
     outcome = full_disk(tmp_path)
     assert_held(outcome)
     assert outcome.figures["steps_lost"] == 0
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounts a small tmpfs as train_dir (root only)")
+def test_eval_waits_out_a_full_disk_says_so_once_and_loses_nothing(tmp_path):
+    outcome = eval_full_disk(tmp_path)
+    assert_held(outcome)
+    assert outcome.figures["eval_crashes"] == 0
+    assert outcome.figures["disk_full_lines_while_full"] == 1
 
 
 def test_tensorboard_and_eval_killed_are_restarted_while_training_goes_on(tmp_path):

@@ -70,8 +70,9 @@ def crash_loop(folder: Path, kills: int, seed: int = 0) -> Outcome:
         exit_secs = time.monotonic() - reached_at
         if exit_secs > 5:
             faults.append(f"the trainer took {exit_secs:.0f} s to exit after reaching max_steps")
-        wait_until(lambda: stack.program_states().get("eval") == "EXITED", 300,
-                   "eval to evaluate the last checkpoint and exit", interval=1)
+        # Eval goes on watching for runs to come: it is done once it says so.
+        log.wait(lambda: log.matching(log_lines.EVAL_IDLE), 300,
+                 "eval to evaluate the last checkpoint", interval=1)
     finally:
         stack.stop()
     log.update()

@@ -1,18 +1,33 @@
-"""train_dir on a small tmpfs, most of it taken by someone else's file, while the stack trains. The
-trainer must say the disk is full and wait; the listed checkpoint must restore; once the file is
-deleted, training goes on, and a restart resumes from the newest checkpoint."""
+"""train_dir on a small tmpfs, most of it taken by someone else's file.
+
+full_disk       while the stack trains: the trainer must say the disk is full and wait; the listed
+                checkpoint must restore; once the file is deleted, training goes on, and a restart
+                resumes from the newest checkpoint.
+eval_full_disk  while eval has checkpoints to evaluate (the run trained, the disk then filled to
+                all but a little): eval must say the disk is full once and wait, never exit
+                (supervisord would restart it, again and again), and once the file is deleted
+                record every evaluation; results.jsonl whole (no half line), nothing evaluated
+                twice, TensorBoard's eval curves each step once.
+"""
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
+from app.exit_codes import ExitCode
 from tests.harness import log_lines
 from tests.harness.checkpoints import newest_listed, restores
 from tests.harness.faults.outcome import Outcome, ScenarioError
 from tests.harness.faults.stack_log import StackLog
 from tests.harness.native_stack import NativeStack, small_config
+from tests.harness.tensorboard_api import curves, going_back
+from tests.harness.waiting import wait_until
 
 # Room for the run once the other file is gone: train's event file (~7 MB), three checkpoints of
 # 8.5 MB (two kept, one being written) and eval's files (events, projector, export, ~12 MB).
@@ -20,20 +35,25 @@ FULL_DISK_SIZE_MB = 64
 OTHERS_FILE_MB = 40       # what someone else keeps on the same disk, deleted later
 
 
-def full_disk(folder: Path) -> Outcome:
-    """Mounts the tmpfs here, so it needs root."""
+@contextlib.contextmanager
+def small_disk(path: Path, size_mb: int):
+    """A tmpfs of size_mb mounted at `path` (made here) for the time of the block. Mounting needs
+    root."""
     if os.geteuid() != 0:
-        raise ScenarioError("full_disk mounts a tmpfs, which needs root")
-    train_dir = folder / "train"
-    train_dir.mkdir(parents=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={FULL_DISK_SIZE_MB}m", "tmpfs",
-                    train_dir], check=True)
+        raise ScenarioError("a full disk is a tmpfs mounted here, which needs root")
+    path.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m", "tmpfs", path], check=True)
     try:
+        yield path
+    finally:
+        subprocess.run(["umount", path], check=True)
+
+
+def full_disk(folder: Path) -> Outcome:
+    with small_disk(folder / "train", FULL_DISK_SIZE_MB) as train_dir:
         others_file = train_dir / "someone-elses-file"
         others_file.write_bytes(bytes(OTHERS_FILE_MB << 20))
         return _fill_and_free(folder, train_dir, others_file)
-    finally:
-        subprocess.run(["umount", train_dir], check=True)
 
 
 def _fill_and_free(folder: Path, train_dir: Path, others_file: Path) -> Outcome:
@@ -95,3 +115,102 @@ def _fill_and_free(folder: Path, train_dir: Path, others_file: Path) -> Outcome:
         stack.stop()
     figures["eval_crashes_while_full"] = len(log.unexpected_exits("eval"))
     return Outcome("full_disk", figures, faults)
+
+
+# -- eval under a full disk ---------------------------------------------------------------------
+
+# The run's three checkpoints (8.5 MB each) and events take ~35 MB; eval's files for three
+# evaluations (events, the projector's files, the export) ~15 MB.
+EVAL_DISK_SIZE_MB = 96
+# What is left free once someone else's file has filled the disk: room for eval to open its event
+# file and write an evaluation's events, not for the Projector's files or the export after them,
+# so that the disk fills in the middle of an evaluation.
+EVAL_DISK_LEFT_FREE = 256 << 10
+EVAL_MAX_STEPS = 75       # checkpoints at 25, 50 and 75: three evaluations waiting
+SAYS_IT_ONCE_WITHIN_SECS = 10
+
+
+def eval_full_disk(folder: Path) -> Outcome:
+    with small_disk(folder / "train", EVAL_DISK_SIZE_MB) as train_dir:
+        return _eval_waits_out_a_full_disk(folder, train_dir)
+
+
+def _eval_waits_out_a_full_disk(folder: Path, train_dir: Path) -> Outcome:
+    config = small_config(train={"max_steps": EVAL_MAX_STEPS, "checkpoint_every_steps": 25,
+                                 "keep_checkpoints": 3},
+                          eval={"interval_secs": 1})
+    stack = NativeStack(folder, config)
+    # The run trained first, by the trainer alone: its checkpoints are eval's work to come.
+    trained = stack.run(sys.executable, "-m", "app", "train", timeout=600)
+    if trained.returncode != ExitCode.DONE:
+        raise ScenarioError(f"the run did not train: {trained.stdout[-1500:]}{trained.stderr[-1500:]}")
+    others_file = train_dir / "someone-elses-file"
+    others_file.write_bytes(bytes(max(0, shutil.disk_usage(train_dir).free - EVAL_DISK_LEFT_FREE)))
+    log = StackLog(stack.log_file)
+    faults: list[str] = []
+    figures: dict = {}
+    stack.start()
+    try:
+        said = log.wait(lambda: log.matching(log_lines.EVAL_DISK_FULL), 300,
+                        "eval to say the disk is full")[0]["message"]
+        figures["eval_said"] = said
+        evaluator = log.current("eval")
+        # Time for a crash loop to show, or for the message to come again.
+        time.sleep(SAYS_IT_ONCE_WITHIN_SECS)
+        figures["disk_full_lines_while_full"] = len(log.matching(log_lines.EVAL_DISK_FULL))
+        figures["recorded_while_full"] = len(stack.eval_results())
+        if figures["disk_full_lines_while_full"] != 1:
+            faults.append(f"eval said the disk is full {figures['disk_full_lines_while_full']} "
+                          f"times in {SAYS_IT_ONCE_WITHIN_SECS} s, not once")
+        if log.current("eval") is not evaluator or evaluator.exit:
+            faults.append("eval exited while the disk was full: "
+                          + "; ".join(log.unexpected_exits("eval")))
+
+        others_file.unlink()
+        freed_at = time.monotonic()
+        log.wait(lambda: log.matching(log_lines.EVAL_DISK_HAS_ROOM), 120,
+                 "eval to notice the space")
+        wait_until(lambda: any(r["step"] == EVAL_MAX_STEPS for r in stack.eval_results()), 300,
+                   "eval to record the evaluation of the last checkpoint", interval=1)
+        figures["recorded_all_after_secs"] = round(time.monotonic() - freed_at, 1)
+        run = stack.run_dir.name
+        wait_until(lambda: _eval_curve(stack, run)[-1:] == [EVAL_MAX_STEPS], 60,
+                   "TensorBoard to show the last evaluation", interval=1)
+        eval_curves = curves(stack.api, f"{run}/eval")
+    finally:
+        stack.stop()
+    log.update()
+
+    lines = (stack.run_dir / "eval" / "results.jsonl").read_text().splitlines()
+    whole = [line for line in lines if _is_json(line)]
+    steps = [json.loads(line)["step"] for line in whole]
+    figures["results_lines_whole"] = f"{len(whole)}/{len(lines)}"
+    figures["evaluated_steps"] = steps
+    if len(whole) != len(lines):
+        faults.append(f"results.jsonl has {len(lines) - len(whole)} line(s) cut short")
+    if steps != [25, 50, EVAL_MAX_STEPS]:
+        faults.append(f"results.jsonl holds steps {steps}, not each checkpoint once, in order")
+    faults += [f"TensorBoard, run {run}/eval: {problem}" for problem in going_back(eval_curves)]
+    figures["eval_crashes"] = len(log.unexpected_exits("eval"))
+    figures["eval_starts"] = len(log.lives.get("eval", []))
+    faults += [f"eval crashed: {line}" for line in log.unexpected_exits("eval")]
+    if figures["eval_starts"] != 1:
+        faults.append(f"eval was started {figures['eval_starts']} times, not once")
+    faults += [f"eval printed a traceback: {match.string}"
+               for match in log.matching(log_lines.EVAL_TRACEBACK)]
+    return Outcome("eval_full_disk", figures, faults)
+
+
+def _eval_curve(stack: NativeStack, run: str) -> list[int]:
+    try:
+        return stack.api.steps("scalars", f"{run}/eval", "precision @ 1")
+    except AssertionError:
+        return []
+
+
+def _is_json(line: str) -> bool:
+    try:
+        json.loads(line)
+    except json.JSONDecodeError:
+        return False
+    return True
