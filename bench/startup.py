@@ -1,15 +1,17 @@
 """Start-up latency: from starting the appliance to TensorBoard answering, and to the first
 training scalar a user can see in it.
 
-    .venv/bin/python -m bench.startup [--runs 3] [--container] [--image NAME]
+    .venv/bin/python -m bench.startup [--runs 3] [--container]
 
 Natively, the stack is started as `make run` starts it, through ./entrypoint.sh (which makes the
 data set ready, then execs supervisord with train, eval and tensorboard), by the test suite's own
 NativeStack (tests/harness/native_stack.py), in a fresh folder each run: a cold start, data set
-generation included. With --container the same is measured for the image under podman, through
-the container tests' own harness (tests/harness/podman.py): --image names an image already in the
-podman store at --podman-root, otherwise one is built first (Debian base, Dockerfile, CPU
-flavour: several minutes, not counted).
+generation included. With --container (as root) the same is measured for the image on the real
+Docker engine, through the container tests' own harness (tests/harness/docker_engine.py): a
+dockerd of its own under a temporary folder, the image built first as the README's CPU command
+builds it (Compose, from a clean copy of the checkout, on the local Debian base: a few minutes,
+timed, but not as start-up), then `docker run -p 127.0.0.1:PORT:6006 -v DIR:/cifar10_train`
+once per run; nothing is left behind.
 
 Milestones, polled every 0.2 s from outside as a user would see them:
   data ready           the `data |` lines say the set is there
@@ -37,10 +39,11 @@ from typing import Callable
 from bench import machine
 from tests.harness import log_lines
 from tests.harness.environment import run_name
-from tests.harness.image import IMAGE, build_image, import_debian_base
+from tests.harness.containers import TrackedContainers
+from tests.harness.docker_engine import DockerEngine
+from tests.harness.image import (CPU_IMAGE, clean_checkout, compose_build,
+                                 import_debian_base_into_docker)
 from tests.harness.native_stack import NativeStack
-from tests.harness.podman import (HostFootprint, IsolatedPodman, TrackedContainers,
-                                  other_podman_processes)
 from tests.harness.ports import answers_http, free_port
 from tests.harness.waiting import GaveUp, wait_until
 
@@ -127,53 +130,37 @@ def native_runs(runs: int) -> list[dict]:
     return results
 
 
-def container_runs(runs: int, image: str | None, podman_root: Path | None) -> list[dict]:
-    # The harness takes away the nf_tables tables and host paths podman added while it ran; with
-    # another podman at work (the container tests), each would take away the other's.
-    if busy := other_podman_processes():
-        raise SystemExit(f"another podman is at work on this machine (pids {busy}); run the "
-                         f"container part when it has finished")
-    footprint = HostFootprint.now()
-    others_seen: set[int] = set()
-    podman = IsolatedPodman(podman_root or Path(tempfile.mkdtemp(prefix="bench-podman-")))
-    try:
-        if image is None:
-            image = build(podman)
-        results = []
-        for run in range(1, runs + 1):
-            others_seen.update(other_podman_processes())
-            port = free_port()
-            with tempfile.TemporaryDirectory(prefix="bench-startup-") as train_dir, \
-                    TrackedContainers(podman, image) as containers:
-                container = containers.run(env=CONTAINER_ENV, ports={port: 6006},
-                                           volumes={Path(train_dir): "/cifar10_train"})
-                # Reading a container's log and state costs podman calls: once a second.
-                result = watch_milestones(container.started_at, port,
-                                          run_name(environ=CONTAINER_ENV), container.logs,
-                                          container.is_running, log_interval=1.0)
-            result.update(run=run, where="container")
-            print_run(result, header=not results)
-            results.append(result)
-        return results
-    finally:
-        if podman_root is None:  # a store of our own: leave nothing behind
-            podman.reset()
-            others_seen.update(other_podman_processes())
-            if others_seen:
-                print(f"left the nf_tables tables and podman's host folders as they are: another "
-                      f"podman ran meanwhile (pids {sorted(others_seen)}) and may be using them")
-            else:
-                footprint.restore()
+def container_runs(runs: int) -> list[dict]:
+    with tempfile.TemporaryDirectory(prefix="bench-startup-docker-") as work:
+        docker = DockerEngine(Path(work) / "docker")
+        try:
+            docker.start()
+            build(docker, Path(work))
+            results = []
+            for run in range(1, runs + 1):
+                port = free_port()
+                with tempfile.TemporaryDirectory(prefix="bench-startup-") as train_dir, \
+                        TrackedContainers(docker, CPU_IMAGE) as containers:
+                    container = containers.run(env=CONTAINER_ENV, ports={port: 6006},
+                                               volumes={Path(train_dir): "/cifar10_train"})
+                    # Reading a container's log and state costs docker calls: once a second.
+                    result = watch_milestones(container.started_at, port,
+                                              run_name(environ=CONTAINER_ENV), container.logs,
+                                              container.is_running, log_interval=1.0)
+                result.update(run=run, where="container")
+                print_run(result, header=not results)
+                results.append(result)
+            return results
+        finally:
+            docker.stop()
 
 
-def build(podman: IsolatedPodman) -> str:
+def build(docker: DockerEngine, work: Path) -> None:
     print("building the image (not timed as start-up) ...", flush=True)
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="bench-debian-") as work_dir:
-        import_debian_base(podman, Path(work_dir))
-    build_image(podman)
-    print(f"built {IMAGE} in {time.monotonic() - started:.0f} s", flush=True)
-    return IMAGE
+    import_debian_base_into_docker(docker, work)
+    compose_build(docker, clean_checkout(work / "cifar10-appliance"))
+    print(f"built {CPU_IMAGE} in {time.monotonic() - started:.0f} s", flush=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -199,18 +186,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3, help="cold starts of each kind (default 3)")
     parser.add_argument("--container", action="store_true",
-                        help="also in the container, under podman")
-    parser.add_argument("--image", help="an image already in the store at --podman-root")
-    parser.add_argument("--podman-root", type=Path,
-                        help="the folder of an IsolatedPodman store that holds --image")
+                        help="also in the container, on the real Docker engine (as root)")
     arguments = parser.parse_args()
 
     print(machine.headline(machine.describe()))
-    print("from the start (./entrypoint.sh, or podman run) to each milestone, a fresh folder "
+    print("from the start (./entrypoint.sh, or docker run) to each milestone, a fresh folder "
           "each run; default config with the synthetic set\n")
     results = native_runs(arguments.runs)
     if arguments.container:
-        results += container_runs(arguments.runs, arguments.image, arguments.podman_root)
+        results += container_runs(arguments.runs)
 
     figures = {"benchmark": "startup", "machine": machine.describe(), "runs": results,
                "native_median_secs": medians([r for r in results if r["where"] == "native"])}
@@ -223,7 +207,8 @@ def main() -> int:
             print(f"{where} medians: " + ", ".join(
                 f"{m} {s:.1f} s" for m, s in figures[f"{where}_median_secs"].items()))
     if not arguments.container:
-        print("container: not measured (pass --container; needs podman, runc and root)")
+        print("container: not measured (pass --container; needs root and the Docker engine: "
+              ".ci/install-system-deps.sh)")
     print(json.dumps(figures))
     return 0
 

@@ -1,39 +1,70 @@
-"""The appliance as a user runs it: `run -p PORT:6006 -v HOSTDIR:/cifar10_train IMAGE`.
+"""The appliance as the README's `docker run` starts it, on the real Docker engine, for a user who
+publishes TensorBoard's port and so gives it a password, in a file mounted as a secret:
 
-One container for the whole module, trained on a small synthetic set for a few hundred steps;
-each test checks one thing a user would see. A watcher notes from outside, as a user would,
-when TensorBoard first answers and when the first eval result appears.
+    docker run -p 127.0.0.1:PORT:6006 -v "$PWD/cifar10_train:/cifar10_train" \\
+        -v "$PWD/tb-password:/run/secrets/tb-password:ro" \\
+        -e CIFAR10_TENSORBOARD_PASSWORD_FILE=/run/secrets/tb-password cifar10-appliance:cpu
+
+One container for the whole module, on a small synthetic run (checkpoints every 50 steps,
+summaries every 10), whose trainer is killed -9 once between two checkpoints, as the host's OOM
+killer or a user would: supervisord restarts it, it resumes from its checkpoint and trains to
+max_steps. Each test checks one thing a user would see; TensorBoard is asked through its HTTP API
+on the published port. A watcher notes from outside, as a user would, when TensorBoard first
+answers and when the first eval result appears.
 """
 from __future__ import annotations
 
+import os
+import secrets
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from app.results import read_results
+from tests.harness import log_lines
+from tests.harness.checkpoints import newest_listed
 from tests.harness.container_runs import (HOST_OWNER, MAX_STEPS, SMALL_RUN, owned_train_dir,
-                                          run_folder, wait_on_container)
+                                          run_folder, wait_for_line, wait_on_container)
+from tests.harness.containers import Container, TrackedContainers
 from tests.harness.figures import record
-from tests.harness.podman import Container, TrackedContainers
 from tests.harness.ports import answers_http, free_port
+from tests.harness.tensorboard_api import TensorBoardAPI, going_back
 from tests.harness.waiting import GaveUp
 
 pytestmark = pytest.mark.container
 
+RUN = {**SMALL_RUN, "CIFAR10_TRAIN_SUMMARY_EVERY_STEPS": "10",
+       "CIFAR10_TENSORBOARD_PASSWORD_FILE": "/run/secrets/tb-password"}
+CHECKPOINT_EVERY = int(SMALL_RUN["CIFAR10_TRAIN_CHECKPOINT_EVERY_STEPS"])
+KILL_AFTER_STEP = CHECKPOINT_EVERY + 30   # the steps since the checkpoint hold 3 summary steps
+# The image's health check, every 5 s instead of 30 (the Compose test waits for its own timing).
+HEALTH_EVERY = ("--health-interval", "5s")
+# The training run's summaries are written at the step they were computed at: the last one, of
+# the step that reached max_steps, at max_steps - 1 (eval's at the checkpoint's, max_steps).
+LAST_SUMMARY = MAX_STEPS - 1
 TENSORBOARD_WITHIN_SECS = 180
 FIRST_EVAL_WITHIN_SECS = 300
-FINISHED_WITHIN_SECS = 600
+KILL_WITHIN_SECS = 300
+FINISHED_WITHIN_SECS = 900
+TRAINING_RUN = "default"
+EVAL_RUN = "default/eval"
+# One of each kind of data a user looks at, as TensorBoard's tabs ask for it.
+CURVES = [(TRAINING_RUN, "scalars", "total_loss"),
+          (TRAINING_RUN, "histograms", "conv1/activations"),
+          (TRAINING_RUN, "images", "images"),
+          (TRAINING_RUN, "text", "config"),
+          (EVAL_RUN, "scalars", "precision @ 1")]
 
 
 class Milestones(threading.Thread):
     """Polls from the host, from the container's start on, for the moments a user would notice."""
 
-    def __init__(self, container: Container, port: int, train_dir: Path):
+    def __init__(self, container: Container, port: int, password: str, run_dir: Path):
         super().__init__(daemon=True)
-        self.container, self.port, self.run_dir = container, port, run_folder(train_dir)
+        self.container, self.port, self.password, self.run_dir = container, port, password, run_dir
         self.tensorboard_answered = threading.Event()
         self.first_eval_written = threading.Event()
         self.seconds: dict[str, float] = {}
@@ -41,7 +72,8 @@ class Milestones(threading.Thread):
 
     def run(self) -> None:
         while not self._stop_polling.is_set():
-            if not self.tensorboard_answered.is_set() and answers_http(self.port):
+            if not self.tensorboard_answered.is_set() and answers_http(self.port,
+                                                                       password=self.password):
                 self._reached("tensorboard", self.tensorboard_answered)
             if not self.first_eval_written.is_set() and read_results(self.run_dir / "eval"):
                 self._reached("first eval", self.first_eval_written)
@@ -62,9 +94,19 @@ class Milestones(threading.Thread):
 class Appliance:
     container: Container
     port: int
+    password: str
     train_dir: Path
     milestones: Milestones
+    kill: dict = field(default_factory=dict)   # the kill -9: step, checkpoint listed, pids
     gave_up: str = ""  # the first wait that failed: later tests fail at once, not after their timeouts
+
+    @property
+    def run_dir(self) -> Path:
+        return run_folder(self.train_dir)  # RUN names the same run as SMALL_RUN
+
+    @property
+    def api(self) -> TensorBoardAPI:
+        return TensorBoardAPI(self.port, self.password)
 
     def wait_until(self, condition, what: str, timeout: float) -> None:
         """Waits until condition() is true, `timeout` counting from the container's start."""
@@ -78,79 +120,142 @@ class Appliance:
             self.gave_up = str(gave_up).splitlines()[0]
             raise
 
-    @property
-    def run_dir(self) -> Path:
-        """The run the appliance trains, in the mounted train_dir."""
-        return run_folder(self.train_dir)
-
     def finished(self) -> bool:
-        """Trained to max_steps and evaluated the last checkpoint."""
-        return any(result["step"] == MAX_STEPS
-                   for result in read_results(self.run_dir / "eval"))
+        """Trained to max_steps, evaluated the last checkpoint, and TensorBoard shows both."""
+        if not any(result["step"] == MAX_STEPS for result in read_results(self.run_dir / "eval")):
+            return False
+        try:
+            return (max(self.api.steps("scalars", TRAINING_RUN, "total_loss")) >= LAST_SUMMARY
+                    and MAX_STEPS in self.api.steps("scalars", EVAL_RUN, "precision @ 1"))
+        except (OSError, AssertionError, ValueError):
+            return False
 
-    def logs_tail(self) -> str:
-        return "container logs (the end):\n" + self.container.logs()[-6000:]
+    def supervisorctl(self, *args: str) -> str:
+        """`docker exec ... /app/entrypoint.sh supervisorctl ARGS`, as the README says."""
+        return self.container.exec("/app/entrypoint.sh", "supervisorctl", *args).stdout
+
+    def kill_the_trainer(self) -> None:
+        """kill -9 of the trainer (the child of supervisord's `train` process, the prefix_output
+        wrapper) once it is past KILL_AFTER_STEP, between two checkpoints."""
+        wait_for_line(self.container, log_lines.SAVED, KILL_WITHIN_SECS,
+                      f"the save of step {CHECKPOINT_EVERY}", step=CHECKPOINT_EVERY)
+        wait_on_container(self.container, lambda: any(
+            step >= KILL_AFTER_STEP for step in log_lines.steps(self.container.logs())),
+            KILL_WITHIN_SECS, f"step {KILL_AFTER_STEP}", interval=0.2)
+        wrapper = self.supervisorctl("pid", "train").strip()
+        child = self.container.exec("cat", f"/proc/{wrapper}/task/{wrapper}/children").stdout
+        [trainer] = child.split()
+        killed = self.container.exec("bash", "-c", f"kill -9 {trainer}")
+        assert killed.returncode == 0, killed.stderr
+        steps = log_lines.steps(self.container.logs())
+        self.kill = {"wrapper": wrapper, "trainer": trainer, "step": max(steps),
+                     "checkpoint": newest_listed(self.run_dir)}
 
 
 @pytest.fixture(scope="module")
-def appliance(podman, image, tmp_path_factory):
-    train_dir = owned_train_dir(tmp_path_factory.mktemp("appliance"))
+def appliance(docker, image, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("appliance")
+    train_dir = owned_train_dir(folder)
+    password = secrets.token_urlsafe(12)
+    password_file = folder / "tb-password"
+    password_file.write_text(password + "\n")
+    password_file.chmod(0o400)
+    os.chown(password_file, HOST_OWNER, HOST_OWNER)  # the user's own file: the programs run as them
     port = free_port()
-    with TrackedContainers(podman, image) as tracked:
-        container = tracked.run(env=SMALL_RUN, ports={port: 6006},
-                                volumes={train_dir: "/cifar10_train"})
-        milestones = Milestones(container, port, train_dir)
+    with TrackedContainers(docker, image) as tracked:
+        container = tracked.run(env=RUN, ports={port: 6006}, options=HEALTH_EVERY, volumes={
+            train_dir: "/cifar10_train", password_file: "/run/secrets/tb-password:ro"})
+        milestones = Milestones(container, port, password, run_folder(train_dir))
         milestones.start()
+        appliance = Appliance(container, port, password, train_dir, milestones)
         try:
-            yield Appliance(container, port, train_dir, milestones)
+            appliance.kill_the_trainer()
+            yield appliance
         finally:
             milestones.stop()
 
 
-def test_tensorboard_answers_on_the_published_port(appliance):
+def test_tensorboard_answers_on_the_published_port_with_the_password(appliance):
     appliance.wait_until(appliance.milestones.tensorboard_answered.is_set,
                          "TensorBoard answering", TENSORBOARD_WITHIN_SECS)
-    record("container start -> TensorBoard answers",
-           f"{appliance.milestones.seconds['tensorboard']:.1f} s")
+    record("docker run -> TensorBoard answers", f"{appliance.milestones.seconds['tensorboard']:.1f} s")
+
+
+@pytest.mark.parametrize("route", ["/", "/data/runs", "/data/plugin/scalars/tags"])
+def test_tensorboard_refuses_without_the_password(appliance, route):
+    appliance.wait_until(appliance.milestones.tensorboard_answered.is_set,
+                         "TensorBoard answering", TENSORBOARD_WITHIN_SECS)
+    status, _ = appliance.api.request(route, authorized=False)
+    assert status == 401
 
 
 def test_becomes_healthy(appliance):
-    appliance.wait_until(lambda: appliance.container.healthcheck().returncode == 0,
-                         "healthy (podman healthcheck run)", TENSORBOARD_WITHIN_SECS)
+    appliance.wait_until(lambda: appliance.container.health() == "healthy",
+                         "docker's health check to say healthy", TENSORBOARD_WITHIN_SECS)
 
 
 def test_evaluates_the_first_checkpoint(appliance):
     appliance.wait_until(appliance.milestones.first_eval_written.is_set,
-                         "a line in eval/results.jsonl", FIRST_EVAL_WITHIN_SECS)
-    record("container start -> first eval result",
-           f"{appliance.milestones.seconds['first eval']:.1f} s")
+                         "a line in default/eval/results.jsonl", FIRST_EVAL_WITHIN_SECS)
+    record("docker run -> first eval result", f"{appliance.milestones.seconds['first eval']:.1f} s")
     first = read_results(appliance.run_dir / "eval")[0]
     assert 0.0 <= first["precision_at_1"] <= 1.0
 
 
-def test_writes_checkpoints_and_event_files(appliance):
+def test_writes_the_run_into_its_folder_of_the_volume(appliance):
     run_dir = appliance.run_dir
-    appliance.wait_until(lambda: (run_dir / "checkpoint").is_file(), "the checkpoint file",
-                         FIRST_EVAL_WITHIN_SECS)
-    assert list(run_dir.glob("model.ckpt-*.index"))
-    assert list(run_dir.glob("model.ckpt-*.data-*"))
-    assert list(run_dir.glob("events.out.tfevents.*")), "no training event file"
     appliance.wait_until(lambda: list(run_dir.glob("eval/events.out.tfevents.*")),
                          "an eval event file", FIRST_EVAL_WITHIN_SECS)
+    assert run_dir == appliance.train_dir / TRAINING_RUN
+    assert (run_dir / "checkpoint").is_file()
+    assert list(run_dir.glob("model.ckpt-*.index"))
+    assert list(run_dir.glob("events.out.tfevents.*")), "no training event file"
+    assert read_results(run_dir / "eval")
+
+
+def test_tensorboard_shows_the_run_beside_its_eval(appliance):
+    appliance.wait_until(lambda: EVAL_RUN in appliance.api.runs(), "TensorBoard's run list",
+                         FIRST_EVAL_WITHIN_SECS)
+    assert {TRAINING_RUN, EVAL_RUN} <= set(appliance.api.runs())
+
+
+def test_supervisord_restarts_the_trainer_after_kill_9(appliance):
+    kill = appliance.kill
+    assert kill["step"] > kill["checkpoint"], f"killed at a checkpoint, not between two: {kill}"
+    line = wait_for_line(appliance.container, log_lines.RESUMED, 120,
+                         f"the trainer to resume from model.ckpt-{kill['checkpoint']}",
+                         step=kill["checkpoint"])
+    logs = appliance.container.logs()
+    assert "exited: train (terminated by SIGKILL; not expected)" in logs[:line.start()]
+    spawned = [match["pid"] for match in log_lines.find(log_lines.SPAWNED, logs, program="train")]
+    assert len(spawned) == 2 and spawned[0] == kill["wrapper"], spawned
 
 
 def test_trains_to_max_steps_and_stays_healthy(appliance):
     appliance.wait_until(appliance.finished, f"eval of the step {MAX_STEPS} checkpoint",
                          FINISHED_WITHIN_SECS)
     assert (appliance.run_dir / f"model.ckpt-{MAX_STEPS}.index").is_file()
-    health = appliance.container.healthcheck()
-    assert health.returncode == 0, f"{health.stdout}{health.stderr}\n{appliance.logs_tail()}"
-    assert answers_http(appliance.port)
+    appliance.wait_until(lambda: appliance.container.health() == "healthy",
+                         "healthy once training is done", FINISHED_WITHIN_SECS)
 
 
-def test_files_belong_to_the_train_dir_owner(appliance):
+def test_eval_keeps_running_after_max_steps(appliance):
     appliance.wait_until(appliance.finished, "a finished run", FINISHED_WITHIN_SECS)
-    not_owned = [f"{path} ({path.stat().st_uid}:{path.stat().st_gid})"
-                 for path in appliance.train_dir.rglob("*")
-                 if (path.stat().st_uid, path.stat().st_gid) != (HOST_OWNER, HOST_OWNER)]
-    assert not not_owned, f"not owned by {HOST_OWNER}:{HOST_OWNER}: {not_owned}"
+    appliance.wait_until(lambda: log_lines.EVAL_IDLE.search(appliance.container.logs()),
+                         "eval to say every run is evaluated", FINISHED_WITHIN_SECS)
+    status = appliance.supervisorctl("status")
+    assert [line.split()[1] for line in status.splitlines() if line.startswith("eval ")] == \
+        ["RUNNING"], status
+    assert [line.split()[1] for line in status.splitlines() if line.startswith("train ")] == \
+        ["EXITED"], status
+
+
+@pytest.mark.parametrize("run, kind, tag", CURVES, ids=[f"{run} {tag}" for run, kind, tag in CURVES])
+def test_no_step_repeated_or_going_back_after_the_kill(appliance, run, kind, tag):
+    appliance.wait_until(appliance.finished, "TensorBoard to show the finished run",
+                         FINISHED_WITHIN_SECS)
+    steps = appliance.api.steps(kind, run, tag)
+    assert steps, f"TensorBoard shows no {kind} {tag!r} of run {run}"
+    assert going_back({(kind, tag): steps}) == []
+    if run == TRAINING_RUN and kind != "text":  # text (the config) is written at each start only
+        assert steps[-1] == LAST_SUMMARY

@@ -1,4 +1,5 @@
-"""The Dockerfile and compose file, read without a container engine (fast; no `container` mark)."""
+"""The Dockerfile and compose files, read without a container engine (fast; no `container` mark;
+tests/container/test_compose.py runs them)."""
 from __future__ import annotations
 
 import shutil
@@ -26,9 +27,21 @@ def test_hadolint_finds_nothing():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+class ComposeLoader(yaml.SafeLoader):
+    """YAML as Compose reads it: `!reset` drops what the files before set."""
+
+
+ComposeLoader.add_constructor("!reset", lambda loader, node: RESET)
+RESET = object()
+
+
+def compose_services(name: str) -> dict:
+    return yaml.load((REPO_ROOT / "docker" / name).read_text(), ComposeLoader)["services"]
+
+
 def test_compose_builds_this_checkout_and_reserves_the_gpu():
     compose_file = REPO_ROOT / "docker" / "compose.yaml"
-    service = yaml.safe_load(compose_file.read_text())["services"]["appliance"]
+    service = compose_services("compose.yaml")["appliance"]
     context = (compose_file.parent / service["build"]["context"]).resolve()
     assert (context / service["build"].get("dockerfile", "Dockerfile")) == REPO_ROOT / "Dockerfile"
     # TensorBoard has no login: published on the loopback address unless asked otherwise.
@@ -36,3 +49,12 @@ def test_compose_builds_this_checkout_and_reserves_the_gpu():
     assert "../cifar10_train:/cifar10_train" in service["volumes"]
     devices = service["deploy"]["resources"]["reservations"]["devices"]
     assert {"driver": "nvidia", "count": "all", "capabilities": ["gpu"]} in devices
+
+
+def test_the_cpu_file_builds_the_cpu_flavor_without_a_gpu_for_every_service():
+    gpu, cpu = compose_services("compose.yaml"), compose_services("compose.cpu.yaml")
+    assert set(cpu) == set(gpu)
+    for name, service in cpu.items():
+        assert service["build"]["args"]["TF_PACKAGE"] == "tensorflow-cpu", name
+        assert service["deploy"] is RESET, name
+        assert service["image"] == "cifar10-appliance:cpu", name

@@ -7,8 +7,8 @@ import re
 from pathlib import Path
 
 from tests.harness import log_lines
+from tests.harness.containers import Container
 from tests.harness.environment import run_name
-from tests.harness.podman import Container
 from tests.harness.waiting import GaveUp, wait_until
 
 MAX_STEPS = 300

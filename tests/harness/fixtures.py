@@ -3,15 +3,20 @@ it in `pytest_plugins`, so one test session has one of each, however many folder
 
 Session:  trained_stack  the three programs natively: trained, evaluated, TensorBoard up behind
                          a password
+          docker         the real Docker engine of the tests' own (dockerd, its state in one folder)
+          checkout       a copy of this checkout as a clean clone holds it
+          image_build    the README's CPU command's build there (Compose, BuildKit in the engine),
+                         on a Debian base from debootstrap imported as debian:bookworm-slim, the
+                         host's CA bundle as the ca_bundle secret
+          image          that image's name (cifar10-appliance:cpu)
           podman         an isolated podman (own storage, config and networks under one folder)
-          base_image     Debian bookworm (minbase) from debootstrap, imported into that podman
-          image_build    the Dockerfile built on it, CPU flavor, the host's CA bundle as secret
-          image          that image's name
-Each test: containers    starts containers from `image` and removes every one of them after
+          podman_image   the Dockerfile built by podman (buildah), CPU flavor, on that base
+Each test: containers    starts containers from `image` on the Docker engine and removes every
+                         one of them after
 
-At the end of the session podman's store is reset, its folder deleted, and the nf_tables tables
-and host paths podman added are taken away again. pytest's summary ends with the figures the
-container tests recorded and how many times the image was built.
+At the end of the session each engine is stopped and its folder deleted, and the iptables
+chains and rules, bridges and host paths it added are taken away again. pytest's summary ends
+with the figures the container tests recorded and how many times each engine built the image.
 """
 from __future__ import annotations
 
@@ -24,8 +29,10 @@ from pathlib import Path
 import pytest
 
 from tests.harness import debian_base, figures, image as appliance_image
+from tests.harness.containers import TrackedContainers
+from tests.harness.docker_engine import DockerEngine, missing_tools
 from tests.harness.native_stack import TRAINED_STACK_PASSWORD, NativeStack, start_trained_stack
-from tests.harness.podman import HostFootprint, IsolatedPodman, TrackedContainers
+from tests.harness.podman import HostFootprint, IsolatedPodman
 
 
 @pytest.fixture(scope="session")
@@ -40,53 +47,81 @@ def trained_stack(tmp_path_factory) -> NativeStack:
     stack.stop()
 
 
+def _skip_unless_root(missing: list[str], install: str) -> None:
+    if missing:
+        pytest.skip(f"missing {', '.join(missing)}: run {install} as root")
+    if os.geteuid() != 0:
+        pytest.skip("the container tests run the engines as root")
+
+
+@pytest.fixture(scope="session")
+def docker():
+    _skip_unless_root(missing_tools(), ".ci/install-system-deps.sh")
+    engine = DockerEngine(Path(tempfile.mkdtemp(prefix="cifar10-docker-")))
+    leftovers = {}
+    try:
+        figures.record("Docker engine: start to answering", f"{engine.start():.1f} s")
+        yield engine
+        leftovers = {kind: ids for kind, ids in engine.leftovers().items() if ids}
+    finally:
+        removed = engine.stop()
+        print(f"\nDocker engine stopped; removed {', '.join(removed) or 'nothing else'}")
+    assert not leftovers, f"the tests left behind {leftovers}"
+
+
+@pytest.fixture(scope="session")
+def checkout(tmp_path_factory) -> Path:
+    return appliance_image.clean_checkout(tmp_path_factory.mktemp("clone") / "cifar10-appliance")
+
+
+@pytest.fixture(scope="session")
+def image_build(docker, checkout, tmp_path_factory) -> appliance_image.Build:
+    """The CPU flavor, built once a session as the README's CPU command builds it."""
+    started = time.monotonic()
+    how = "cached debootstrap" if debian_base.cached_tarball() else "debootstrap"
+    appliance_image.import_debian_base_into_docker(docker, tmp_path_factory.mktemp("debian"))
+    figures.record(f"Debian base image ({how}, then docker import)",
+                   f"{time.monotonic() - started:.0f} s")
+    return appliance_image.compose_build(docker, checkout)
+
+
+@pytest.fixture(scope="session")
+def image(image_build) -> str:
+    return appliance_image.CPU_IMAGE
+
+
+@pytest.fixture
+def containers(docker, image):
+    with TrackedContainers(docker, image) as tracked:
+        yield tracked
+
+
 @pytest.fixture(scope="session")
 def podman():
-    missing = [tool for tool in ("podman", "runc", "debootstrap", "nft") if not shutil.which(tool)]
-    if missing:
-        pytest.skip(f"missing {', '.join(missing)}: run .ci/install-system-deps.sh as root")
-    if os.geteuid() != 0:
-        pytest.skip("the container tests run podman as root")
-
+    _skip_unless_root([tool for tool in ("podman", "runc", "debootstrap", "nft")
+                       if not shutil.which(tool)], ".ci/install-system-deps.sh")
     footprint = HostFootprint.now()
     engine = IsolatedPodman(Path(tempfile.mkdtemp(prefix="cifar10-podman-")))
+    leftovers = {}
     try:
         yield engine
         leftovers = {kind: ids for kind, ids in engine.leftovers().items() if ids}
     finally:
         engine.reset()
         removed = footprint.restore()
-        print(f"podman cleanup: store reset; removed {', '.join(removed) or 'nothing else'}")
+        print(f"\npodman cleanup: store reset; removed {', '.join(removed) or 'nothing else'}")
     assert not leftovers, f"the tests left behind {leftovers}"
 
 
 @pytest.fixture(scope="session")
-def base_image(podman, tmp_path_factory):
-    started = time.monotonic()
-    how = "cached debootstrap" if debian_base.cached_tarball() else "debootstrap"
-    appliance_image.import_debian_base(podman, tmp_path_factory.mktemp("debian"))
-    figures.record(f"Debian base image ({how}, then import)", f"{time.monotonic() - started:.0f} s")
-    yield appliance_image.BASE_IMAGE
-    podman("rmi", "--force", appliance_image.BASE_IMAGE, check=False)
-
-
-@pytest.fixture(scope="session")
-def image_build(podman, base_image) -> appliance_image.Build:
-    """Builds the Dockerfile (CPU flavor) once a session: its log, time and options."""
-    yield appliance_image.build_image(podman, base_image)
-    podman("rmi", "--force", appliance_image.IMAGE, check=False)
-    podman("image", "prune", "--force", check=False)  # intermediate layers of rebuilds
-
-
-@pytest.fixture(scope="session")
-def image(image_build) -> str:
-    return appliance_image.IMAGE
-
-
-@pytest.fixture
-def containers(podman, image):
-    with TrackedContainers(podman, image) as tracked:
-        yield tracked
+def podman_image(podman, tmp_path_factory) -> str:
+    """The Dockerfile built by podman (buildah) on the local base, once a session."""
+    appliance_image.import_debian_base(podman, tmp_path_factory.mktemp("podman-debian"))
+    build = appliance_image.build_image(podman)
+    figures.record("podman (buildah) build, CPU flavor", f"{build.seconds:.0f} s")
+    yield appliance_image.IMAGE
+    for name in (appliance_image.IMAGE, appliance_image.BASE_IMAGE):
+        podman("rmi", "--force", name, check=False)
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -94,4 +129,9 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_sep("-", "container figures")
         for name, value in figures.recorded.items():
             terminalreporter.write_line(f"{name}: {value}")
-        terminalreporter.write_line(f"image builds this session: {len(appliance_image.builds)}")
+        by_engine = {}
+        for build in appliance_image.builds:
+            engine = build.split(":")[0]
+            by_engine[engine] = by_engine.get(engine, 0) + 1
+        terminalreporter.write_line("image builds this session: " + (", ".join(
+            f"{count} by {engine}" for engine, count in by_engine.items()) or "none"))
