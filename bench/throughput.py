@@ -41,7 +41,7 @@ from app.train import Trainer
 from bench import machine
 from bench.ours import OurTrainer
 
-# The targets.
+# The targets this benchmark judges its figures by.
 MIN_SPEEDUP_OVER_KERAS = 1.3
 MIN_FRACTION_OF_LIMIT = 0.5
 MAX_SUMMARY_COST = 0.03

@@ -3,7 +3,6 @@ processes on localhost joined by TF_CONFIG into one MultiWorkerMirroredStrategy 
 import json
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,7 +12,8 @@ import pytest
 
 from app.exit_codes import ExitCode
 from tests.conftest import REPO_ROOT, app_environment
-from tests.integration.test_train_eval import LOG_LINE, checkpoint_state, event_tags
+from tests.harness.ports import free_ports
+from tests.integration.test_train_eval import checkpoint_state, event_tags
 
 pytestmark = pytest.mark.slow
 
@@ -28,16 +28,6 @@ def settings(root: Path, **changes) -> list[str]:
     }
     values.update(changes)
     return [argument for key, value in values.items() for argument in ("--set", f"{key}={value}")]
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for each in sockets:
-        each.bind(("127.0.0.1", 0))
-    ports = [each.getsockname()[1] for each in sockets]
-    for each in sockets:
-        each.close()
-    return ports
 
 
 def test_mirrored_on_two_cpu_devices_trains_two_replicas(tmp_path):

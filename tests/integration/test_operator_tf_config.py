@@ -10,7 +10,8 @@ import pytest
 
 from app.exit_codes import ExitCode
 from tests.conftest import REPO_ROOT, app_environment
-from tests.integration.test_distributed import free_ports, settings
+from tests.harness.ports import free_ports
+from tests.integration.test_distributed import settings
 from tests.integration.test_train_eval import checkpoint_state
 
 pytestmark = pytest.mark.slow

@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 
 from app.exit_codes import ExitCode
+from app.results import read_results
 from tests.conftest import REPO_ROOT, app_environment
 
 pytestmark = pytest.mark.slow
@@ -68,8 +69,7 @@ def read_test_set(root: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def results(root: Path) -> list[dict]:
-    return [json.loads(line) for line in
-            (run_folder(root) / "eval" / "results.jsonl").read_text().splitlines()]
+    return read_results(run_folder(root) / "eval")
 
 
 def newest_version(root: Path) -> Path:

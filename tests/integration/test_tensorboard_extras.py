@@ -21,6 +21,7 @@ from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.util import tensor_util
 
 from app.exit_codes import ExitCode
+from app.results import read_results
 from tests.conftest import REPO_ROOT, app_environment
 
 pytestmark = pytest.mark.slow
@@ -71,8 +72,7 @@ def read_test_set(root: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def results(root: Path) -> list[dict]:
-    lines = (root / "train" / "default" / "eval" / "results.jsonl").read_text().splitlines()
-    return [json.loads(line) for line in lines]
+    return read_results(root / "train" / "default" / "eval")
 
 
 def eval_events(root: Path) -> event_accumulator.EventAccumulator:

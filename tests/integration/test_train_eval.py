@@ -16,6 +16,7 @@ import pytest
 from tensorboard.backend.event_processing import event_accumulator
 
 from app.exit_codes import ExitCode
+from app.results import read_results
 from tests.conftest import REPO_ROOT, app_environment
 
 pytestmark = pytest.mark.slow
@@ -101,8 +102,7 @@ def test_eval_reports_precision_well_above_chance(trained):
                       re.MULTILINE)
     assert match, eval_log
     assert float(match.group(1)) >= 0.6
-    [result] = [json.loads(line) for line in
-                (root / "train" / "default" / "eval" / "results.jsonl").read_text().splitlines()]
+    [result] = read_results(root / "train" / "default" / "eval")
     assert result["step"] == MAX_STEPS and result["num_examples"] == 1000
     assert result["precision_at_1"] == pytest.approx(float(match.group(1)), abs=5e-4)
     assert result["weights"] == "moving_averages"
@@ -154,8 +154,7 @@ def test_restart_resumes_and_eval_catches_up_on_the_newer_checkpoints(trained, t
     assert watcher.returncode == ExitCode.DONE, watcher.stderr
     for older in (100, 200):
         assert f"passed over model.ckpt-{older}: older than the newest evaluated" in watcher.stdout
-    steps = [json.loads(line)["step"] for line in
-             (root / "train" / "default" / "eval" / "results.jsonl").read_text().splitlines()]
+    steps = [result["step"] for result in read_results(root / "train" / "default" / "eval")]
     assert steps == [300, 350]
 
 
@@ -169,8 +168,7 @@ def test_eval_skips_a_checkpoint_rotated_away_while_it_reads_it(trained, tmp_pat
                              timeout=600)
     assert watcher.returncode == ExitCode.DONE, watcher.stderr
     assert "skipped model.ckpt-100: gone or incomplete while being read" in watcher.stdout
-    steps = [json.loads(line)["step"] for line in
-             (root / "train" / "default" / "eval" / "results.jsonl").read_text().splitlines()]
+    steps = [result["step"] for result in read_results(root / "train" / "default" / "eval")]
     assert steps == [200, 300]
 
 
