@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from tests.harness.environment import REPO_ROOT
+from tests.harness.image import COMPOSE_CPU_FILES
 
 
 def hadolint() -> str:
@@ -58,3 +59,9 @@ def test_the_cpu_file_builds_the_cpu_flavor_without_a_gpu_for_every_service():
         assert service["build"]["args"]["TF_PACKAGE"] == "tensorflow-cpu", name
         assert service["deploy"] is RESET, name
         assert service["image"] == "cifar10-appliance:cpu", name
+
+
+def test_the_readme_gives_the_cpu_command_the_container_tests_run():
+    command = " ".join(["docker compose", *COMPOSE_CPU_FILES, "up --build"])
+    readme = (REPO_ROOT / "README.md").read_text()
+    assert f"    {command}" in readme  # as a command of its own, in a code block
