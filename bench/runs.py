@@ -11,7 +11,9 @@ trains and eval has recorded its first evaluation, a window of `--window` second
 
   evaluations per minute    eval's result lines in the window, over its length
   seconds per evaluation    the median time between consecutive result lines
-  runs evaluated            how many of the runs had an evaluation in the window
+  runs evaluated            how many of the runs had an evaluation in the window, and how many
+                            evaluations each
+  waiting at the end        per run, the listed checkpoints newer than its newest evaluation
   trainer img/s             each trainer's speed from its own step lines (all runs summed too)
   others' cores             what other programs on this shared machine took meanwhile (/proc)
 
@@ -33,9 +35,11 @@ import time
 import urllib.request
 from pathlib import Path
 
+from app.results import read_results
 from bench import machine
 from bench.app_process import (EVAL_RESULT_LINE, TRAIN_STEP_LINE, AppProcess, run_to_completion,
                                write_config)
+from tests.harness.checkpoints import listed_checkpoints
 from tests.harness.ports import free_port
 
 SETTINGS = {
@@ -80,6 +84,8 @@ def eval_beside(folder: Path, data_dir: Path, runs: int, window: float) -> dict:
         others_cores = max(0.0, (machine.cpu_busy_seconds() - machine_before) / window - own_cores)
         trainer_speeds = [_images_per_sec(trainer, started, ended) for trainer in trainers]
         eval_rss = rss_bytes(evaluator.pid)
+        waiting = {f"run-{number}": _waiting(folder / "train" / f"run-{number}")
+                   for number in range(runs)}
     finally:
         for process in everyone:
             process.stop()
@@ -88,21 +94,31 @@ def eval_beside(folder: Path, data_dir: Path, runs: int, window: float) -> dict:
     # Each gap ends at a result in the window; the first one starts at the result before it.
     gaps = [after - before for before, after in zip(arrivals, arrivals[1:])
             if started <= after <= ended]
-    evaluated_runs = {match["run"] for arrived, match in evaluator.matches(EVAL_RESULT_LINE)
-                      if started <= arrived <= ended}
+    evaluations_by_run = {f"run-{number}": 0 for number in range(runs)}
+    for arrived, match in evaluator.matches(EVAL_RESULT_LINE):
+        if started <= arrived <= ended:
+            evaluations_by_run[match["run"]] += 1
     return {
         "runs_training": runs,
         "window_secs": round(ended - started, 1),
         "evaluations": len(in_window),
         "evaluations_per_min": round(len(in_window) * 60 / (ended - started), 2),
         "secs_per_evaluation": round(statistics.median(gaps), 1) if gaps else None,
-        "runs_evaluated_in_window": len(evaluated_runs),
+        "runs_evaluated_in_window": sum(1 for count in evaluations_by_run.values() if count),
+        "evaluations_by_run": evaluations_by_run,
+        "checkpoints_waiting_at_the_end": waiting,
         "trainer_img_per_s": [round(speed) for speed in trainer_speeds],
         "trainers_img_per_s_total": round(sum(trainer_speeds)),
         "eval_rss_mib": round(eval_rss / 2**20),
         "own_cores": round(own_cores, 2),
         "others_cores": round(others_cores, 2),
     }
+
+
+def _waiting(run_dir: Path) -> int:
+    """The listed checkpoints of a run newer than its newest evaluation."""
+    evaluated = max((result["step"] for result in read_results(run_dir / "eval")), default=-1)
+    return sum(1 for step in listed_checkpoints(run_dir) if step > evaluated)
 
 
 def _images_per_sec(trainer: AppProcess, since: float, until: float) -> float:

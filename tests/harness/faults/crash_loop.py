@@ -11,7 +11,7 @@ from pathlib import Path
 from tests.harness import log_lines
 from tests.harness.checkpoints import audit_checkpoints, newest_listed
 from tests.harness.faults.outcome import Outcome
-from tests.harness.faults.stack_log import Life, StackLog, program_pid
+from tests.harness.faults.stack_log import Life, StackLog, program_pid, resumed_after
 from tests.harness.native_stack import NativeStack, alive, small_config
 from tests.harness.waiting import wait_until
 
@@ -81,8 +81,7 @@ def crash_loop(folder: Path, kills: int, seed: int = 0) -> Outcome:
     lost = []
     for kill in killed:
         life = kill["life"]
-        later = lives[lives.index(life) + 1:]
-        resumed = next((l.resumed_step for l in later if l.resumed_step is not None), None)
+        resumed = resumed_after(lives, life)
         reached = life.reached if life.reached is not None else kill["checkpoint"] or 0
         if resumed is None:
             faults.append(f"no life after the kill at step {reached} ever resumed")

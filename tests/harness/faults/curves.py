@@ -28,7 +28,7 @@ from pathlib import Path
 from tests.harness import log_lines
 from tests.harness.checkpoints import audit_checkpoints, newest_listed
 from tests.harness.faults.outcome import Outcome
-from tests.harness.faults.stack_log import Life, StackLog, program_pid
+from tests.harness.faults.stack_log import Life, StackLog, program_pid, resumed_after
 from tests.harness.native_stack import NativeStack, alive, small_config
 from tests.harness.tensorboard_api import KINDS, curves, going_back, hparams_rows
 from tests.harness.waiting import wait_until
@@ -110,12 +110,8 @@ def killed_and_resumed(folder: Path, kills: int, seed: int = 0) -> KilledAndResu
     finally:
         stack.stop()
     log.update()
-    lives = log.lives["train"]
-    trained_twice = []
-    for kill in killed:
-        later = lives[lives.index(kill["life"]) + 1:]
-        resumed = next(life.resumed_step for life in later if life.resumed_step is not None)
-        trained_twice.append((resumed, kill["step"]))
+    trained_twice = [(resumed_after(log.lives["train"], kill["life"]), kill["step"])
+                     for kill in killed]
     return KilledAndResumed(
         stack=stack, max_steps=max_steps, kills=killed, trained_twice=trained_twice,
         eval_kills=eval_kills, curves=shown,

@@ -67,8 +67,7 @@ def _fill_and_free(folder: Path, train_dir: Path, others_file: Path) -> Outcome:
     figures: dict = {}
     stack.start()
     try:
-        said = log.wait(lambda: log.matching(log_lines.DISK_FULL), 300,
-                        "the trainer to say the disk is full")[0]["message"]
+        said = _says_the_disk_is_full(log, log_lines.DISK_FULL, "the trainer")
         trainer = log.current("train")
         full_at = trainer.last_step
         figures["trainer_said"] = said
@@ -84,15 +83,8 @@ def _fill_and_free(folder: Path, train_dir: Path, others_file: Path) -> Outcome:
         if partial:
             faults.append(f"the failed save left {partial} taking space")
         time.sleep(3)
-        log.update()
-        if log.current("train") is not trainer:
-            faults.append("the trainer exited while the disk was full: "
-                          + "; ".join(log.unexpected_exits("train")))
-
-        others_file.unlink()
-        freed_at = time.monotonic()
-        log.wait(lambda: log.matching(log_lines.DISK_HAS_ROOM), 60,
-                 "the trainer to notice the space")
+        faults += _exited_while_full(log, "train", trainer)
+        freed_at = _free(log, others_file, log_lines.DISK_HAS_ROOM, "the trainer")
         log.wait(lambda: (newest_listed(run_dir) or 0) > (listed or 0), 120,
                  "a checkpoint after the space was freed")
         figures["went_on_after_secs"] = round(time.monotonic() - freed_at, 1)
@@ -151,8 +143,7 @@ def _eval_waits_out_a_full_disk(folder: Path, train_dir: Path) -> Outcome:
     figures: dict = {}
     stack.start()
     try:
-        said = log.wait(lambda: log.matching(log_lines.EVAL_DISK_FULL), 300,
-                        "eval to say the disk is full")[0]["message"]
+        said = _says_the_disk_is_full(log, log_lines.EVAL_DISK_FULL, "eval")
         figures["eval_said"] = said
         evaluator = log.current("eval")
         # Time for a crash loop to show, or for the message to come again.
@@ -162,14 +153,8 @@ def _eval_waits_out_a_full_disk(folder: Path, train_dir: Path) -> Outcome:
         if figures["disk_full_lines_while_full"] != 1:
             faults.append(f"eval said the disk is full {figures['disk_full_lines_while_full']} "
                           f"times in {SAYS_IT_ONCE_WITHIN_SECS} s, not once")
-        if log.current("eval") is not evaluator or evaluator.exit:
-            faults.append("eval exited while the disk was full: "
-                          + "; ".join(log.unexpected_exits("eval")))
-
-        others_file.unlink()
-        freed_at = time.monotonic()
-        log.wait(lambda: log.matching(log_lines.EVAL_DISK_HAS_ROOM), 120,
-                 "eval to notice the space")
+        faults += _exited_while_full(log, "eval", evaluator)
+        freed_at = _free(log, others_file, log_lines.EVAL_DISK_HAS_ROOM, "eval")
         wait_until(lambda: any(r["step"] == EVAL_MAX_STEPS for r in stack.eval_results()), 300,
                    "eval to record the evaluation of the last checkpoint", interval=1)
         figures["recorded_all_after_secs"] = round(time.monotonic() - freed_at, 1)
@@ -199,6 +184,30 @@ def _eval_waits_out_a_full_disk(folder: Path, train_dir: Path) -> Outcome:
     faults += [f"eval printed a traceback: {match.string}"
                for match in log.matching(log_lines.EVAL_TRACEBACK)]
     return Outcome("eval_full_disk", figures, faults)
+
+
+def _says_the_disk_is_full(log: StackLog, pattern, who: str) -> str:
+    """Waits for `who` to say the disk is full; returns what it said."""
+    return log.wait(lambda: log.matching(pattern), 300,
+                    f"{who} to say the disk is full")[0]["message"]
+
+
+def _exited_while_full(log: StackLog, program: str, life) -> list[str]:
+    """A fault if `program`, whose life was `life` when the disk filled, has exited since."""
+    log.update()
+    if log.current(program) is life and not life.exit:
+        return []
+    return [f"{program} exited while the disk was full: "
+            + "; ".join(log.unexpected_exits(program))]
+
+
+def _free(log: StackLog, others_file: Path, has_room, who: str) -> float:
+    """Deletes the other file and waits for `who` to say there is room again; returns when the
+    file was deleted."""
+    others_file.unlink()
+    freed_at = time.monotonic()
+    log.wait(lambda: log.matching(has_room), 120, f"{who} to notice the space")
+    return freed_at
 
 
 def _eval_curve(stack: NativeStack, run: str) -> list[int]:

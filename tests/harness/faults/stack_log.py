@@ -88,6 +88,12 @@ class StackLog:
                 if "not expected" in match["how"]]
 
 
+def resumed_after(lives: list[Life], life: Life) -> int | None:
+    """The step the next of `lives` after `life` to get that far resumed from (None: none did)."""
+    later = lives[lives.index(life) + 1:]
+    return next((other.resumed_step for other in later if other.resumed_step is not None), None)
+
+
 def program_pid(life: Life, timeout: float = 30) -> int:
     """The program itself (`python -m app train`), the child of its prefix_output.py wrapper."""
     children = wait_until(lambda: child_pids(life.wrapper_pid), timeout,
