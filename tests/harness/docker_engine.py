@@ -96,8 +96,11 @@ class DockerEngine:
     def start(self) -> float:
         """Starts dockerd; returns the seconds until it answered."""
         if others := processes_named("dockerd"):
-            raise DockerError(f"another dockerd runs on this machine (pids {others}): two would "
-                              f"share docker0 and the DOCKER iptables chains")
+            raise DockerError(
+                "another dockerd runs on this machine, and two would share docker0 and the DOCKER "
+                "iptables chains (one a test session left, when it was killed, names a "
+                "cifar10-docker-* folder: stop it by its pid, then run the tests again):\n"
+                + "\n".join(f"  pid {pid}: {command_line(pid)}" for pid in others))
         self.footprint = HostFootprint.taken(DOCKER_NAMES)
         # Its key would otherwise go to /etc/docker/key.json (a setting of the file alone).
         (self.folder / "daemon.json").write_text(json.dumps(
@@ -133,8 +136,11 @@ class DockerEngine:
         it had to take away besides the folder."""
         removed = []
         if self.process and self.process.poll() is None:
-            if names := self("ps", "--all", "--quiet", check=False).stdout.split():
-                self.remove_containers(names)
+            try:
+                if names := self("ps", "--all", "--quiet", check=False).stdout.split():
+                    self.remove_containers(names)
+            except subprocess.TimeoutExpired:
+                removed.append("containers (dockerd did not answer: stopped with it)")
             self.process.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(timeout=STOP_WITHIN_SECS)
@@ -214,6 +220,13 @@ class DockerEngine:
         """(user, command) of every process in the container, as the host sees them."""
         listing = self("top", container, "-o", "pid,user,args").stdout.splitlines()[1:]
         return [tuple(line.split(None, 2)[1:]) for line in listing if line.strip()]
+
+
+def command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    except OSError:
+        return "?"
 
 
 def mounts_under(folder: Path) -> list[str]:

@@ -10,7 +10,7 @@ Session:  trained_stack  the three programs natively: trained, evaluated, Tensor
                          host's CA bundle as the ca_bundle secret
           image          that image's name (cifar10-appliance:cpu)
           podman         an isolated podman (own storage, config and networks under one folder)
-          podman_image   the Dockerfile built by podman (buildah), CPU flavor, on that base
+          podman_image   that image, loaded into podman
 Each test: containers    starts containers from `image` on the Docker engine and removes every
                          one of them after
 
@@ -114,14 +114,18 @@ def podman():
 
 
 @pytest.fixture(scope="session")
-def podman_image(podman, tmp_path_factory) -> str:
-    """The Dockerfile built by podman (buildah) on the local base, once a session."""
-    appliance_image.import_debian_base(podman, tmp_path_factory.mktemp("podman-debian"))
-    build = appliance_image.build_image(podman)
-    figures.record("podman (buildah) build, CPU flavor", f"{build.seconds:.0f} s")
-    yield appliance_image.IMAGE
-    for name in (appliance_image.IMAGE, appliance_image.BASE_IMAGE):
-        podman("rmi", "--force", name, check=False)
+def podman_image(podman, docker, image, tmp_path_factory) -> str:
+    """The session's image, as Docker built it, loaded into podman (`docker save | podman load`:
+    a second build would cost CI two minutes)."""
+    archive = tmp_path_factory.mktemp("podman-load") / "image.tar"
+    started = time.monotonic()
+    docker("save", "--output", str(archive), image, timeout=600)
+    said = podman("load", "--input", str(archive), timeout=600).stdout  # "Loaded image: NAME"
+    archive.unlink()
+    figures.record("docker save | podman load of the image", f"{time.monotonic() - started:.0f} s")
+    loaded = said.strip().splitlines()[-1].split(": ", 1)[1].split(",")[0]
+    yield loaded
+    podman("rmi", "--force", loaded, check=False)
 
 
 def pytest_terminal_summary(terminalreporter):
