@@ -5,7 +5,7 @@ publishes TensorBoard's port and so gives it a password, in a file mounted as a 
         -v "$PWD/tb-password:/run/secrets/tb-password:ro" \\
         -e CIFAR10_TENSORBOARD_PASSWORD_FILE=/run/secrets/tb-password cifar10-appliance:cpu
 
-One container for the whole module, on a small synthetic run (checkpoints every 50 steps,
+One container for the whole module, on a small synthetic run (checkpoints every 100 steps,
 summaries every 10), whose trainer is killed -9 once between two checkpoints, as the host's OOM
 killer or a user would: supervisord restarts it, it resumes from its checkpoint and trains to
 max_steps. Each test checks one thing a user would see; TensorBoard is asked through its HTTP API
@@ -36,10 +36,13 @@ from tests.harness.waiting import GaveUp
 
 pytestmark = pytest.mark.container
 
+CHECKPOINT_EVERY = 100
 RUN = {**SMALL_RUN, "CIFAR10_TRAIN_SUMMARY_EVERY_STEPS": "10",
+       "CIFAR10_TRAIN_CHECKPOINT_EVERY_STEPS": str(CHECKPOINT_EVERY),
        "CIFAR10_TENSORBOARD_PASSWORD_FILE": "/run/secrets/tb-password"}
-CHECKPOINT_EVERY = int(SMALL_RUN["CIFAR10_TRAIN_CHECKPOINT_EVERY_STEPS"])
-KILL_AFTER_STEP = CHECKPOINT_EVERY + 30   # the steps since the checkpoint hold 3 summary steps
+# Past two summary steps since the checkpoint, with 80 steps (~5 s) left before the next one for
+# the kill to land in.
+KILL_AFTER_STEP = CHECKPOINT_EVERY + 20
 # The image's health check, every 5 s instead of 30 (the Compose test waits for its own timing).
 HEALTH_EVERY = ("--health-interval", "5s")
 # The training run's summaries are written at the step they were computed at: the last one, of
@@ -139,12 +142,13 @@ class Appliance:
         wrapper) once it is past KILL_AFTER_STEP, between two checkpoints."""
         wait_for_line(self.container, log_lines.SAVED, KILL_WITHIN_SECS,
                       f"the save of step {CHECKPOINT_EVERY}", step=CHECKPOINT_EVERY)
-        wait_on_container(self.container, lambda: any(
-            step >= KILL_AFTER_STEP for step in log_lines.steps(self.container.logs())),
-            KILL_WITHIN_SECS, f"step {KILL_AFTER_STEP}", interval=0.2)
+        # Found first: supervisorctl takes a second to start, the trainer ~15 steps a second.
         wrapper = self.supervisorctl("pid", "train").strip()
         child = self.container.exec("cat", f"/proc/{wrapper}/task/{wrapper}/children").stdout
         [trainer] = child.split()
+        wait_on_container(self.container, lambda: any(
+            step >= KILL_AFTER_STEP for step in log_lines.steps(self.container.logs())),
+            KILL_WITHIN_SECS, f"step {KILL_AFTER_STEP}", interval=0.1)
         killed = self.container.exec("bash", "-c", f"kill -9 {trainer}")
         assert killed.returncode == 0, killed.stderr
         steps = log_lines.steps(self.container.logs())
