@@ -37,13 +37,18 @@ pytestmark = pytest.mark.stack
 MAX_STEPS = 60
 CHECKPOINT_EVERY = 20
 RELOAD_INTERVAL_SECS = 2
+# Enough checkpoints kept that none is rotated away before eval, at niceness 19, gets to it.
 RUNS_CONFIG = small_config(train={"max_steps": MAX_STEPS, "checkpoint_every_steps": CHECKPOINT_EVERY,
-                                  "summary_every_steps": 20, "log_every_steps": 1},
+                                  "keep_checkpoints": 10, "summary_every_steps": 20,
+                                  "log_every_steps": 1},
                            eval={"interval_secs": 1},
                            tensorboard={"reload_interval_secs": RELOAD_INTERVAL_SECS})
 SECOND_RUN = "lr-0.05"
+# Longer than the stack's run, so that it surely still trains when the fixture pauses it.
+SECOND_MAX_STEPS = 120
 SECOND_TRAINER = ("train", f"--set=paths.run={SECOND_RUN}",
-                  "--set=tutorial.initial_learning_rate=0.05")
+                  "--set=tutorial.initial_learning_rate=0.05",
+                  f"--set=train.max_steps={SECOND_MAX_STEPS}")
 # What HParams shows for each run: the metrics of app/hparams.py, by their tags.
 METRICS = {"precision @ 1", "cross_entropy", "total_loss"}
 
@@ -95,23 +100,24 @@ def two_runs(tmp_path_factory):
         observed["listed_after_secs"] = time.monotonic() - seen_at
         observed["first_event_file"] = first_event_file.name
 
-        # A third on the run the second trains.
-        observed["third"] = stack.run(sys.executable, "-m", "app", *SECOND_TRAINER, timeout=180)
-
-        # kill -9 of the second while it holds the run's lock, between two checkpoints.
+        # Between two of its checkpoints, the second is paused (SIGSTOP: it holds the run's lock
+        # and stays a trainer in training however long the third takes to start), a third is
+        # started on its run, and the second is then killed (kill -9) as it holds the lock.
         wait_until(lambda: (newest_checkpoint(stack.train_dir / SECOND_RUN) or 0) >= CHECKPOINT_EVERY,
                    180, f"a first checkpoint of {SECOND_RUN}")
         target = CHECKPOINT_EVERY + rng.randint(2, CHECKPOINT_EVERY - 2)
         wait_until(lambda: max(log_lines.steps(stack.log_of("second-trainer")), default=0)
                    >= target, 120, f"step {target} of {SECOND_RUN}", interval=0.05)
-        os.kill(second.pid, signal.SIGKILL)  # `python -m app train` itself, holding the lock
+        os.kill(second.pid, signal.SIGSTOP)  # `python -m app train` itself
+        observed["third"] = stack.run(sys.executable, "-m", "app", *SECOND_TRAINER, timeout=180)
+        os.kill(second.pid, signal.SIGKILL)
         second.wait(timeout=30)
         observed["killed_after_step"] = max(log_lines.steps(stack.log_of("second-trainer")))
         observed["checkpoint_at_kill"] = newest_checkpoint(stack.train_dir / SECOND_RUN)
         again = stack.start_app(*SECOND_TRAINER, name="second-trainer-again")
         observed["again_exit_code"] = again.wait(timeout=300)
 
-        wait_until(lambda: evaluated_to_the_end(stack, SECOND_RUN), 180,
+        wait_until(lambda: evaluated_to_the_end(stack, SECOND_RUN, SECOND_MAX_STEPS), 180,
                    f"eval to evaluate {SECOND_RUN} to the end")
         observed["hparams"] = wait_until(lambda: hparams_have_metrics(stack, "default", SECOND_RUN),
                                          60, "HParams to show both runs with their metrics")
@@ -125,17 +131,17 @@ def two_runs(tmp_path_factory):
 def test_a_second_trainer_beside_the_stack_trains_its_own_run(two_runs):
     assert two_runs.observed["again_exit_code"] == ExitCode.DONE
     run_dir = two_runs.train_dir / SECOND_RUN
-    assert newest_checkpoint(run_dir) == MAX_STEPS
+    assert newest_checkpoint(run_dir) == SECOND_MAX_STEPS
     assert f"tutorial:\n  initial_learning_rate: 0.05" in (run_dir / "run.yaml").read_text()
     assert newest_checkpoint(two_runs.run_dir) == MAX_STEPS  # the stack's own run, untouched
 
 
 def test_the_running_eval_evaluates_the_second_run_into_its_own_results(two_runs):
-    results = two_runs.eval_results(SECOND_RUN)
-    assert [r["step"] for r in results] == [CHECKPOINT_EVERY * n
-                                            for n in range(1, MAX_STEPS // CHECKPOINT_EVERY + 1)]
+    steps = [result["step"] for result in two_runs.eval_results(SECOND_RUN)]
+    assert steps == sorted(set(steps)) and steps[-1] == SECOND_MAX_STEPS
+    assert all(step % CHECKPOINT_EVERY == 0 for step in steps), steps  # its checkpoints'
     log = two_runs.log()
-    assert log_lines.find(log_lines.PRECISION, log, run=SECOND_RUN, step=MAX_STEPS)
+    assert log_lines.find(log_lines.PRECISION, log, run=SECOND_RUN, step=SECOND_MAX_STEPS)
     assert log.count("spawned: 'eval'") == 1  # the same eval that evaluated the stack's run
 
 
