@@ -72,7 +72,8 @@ def _why_no_gpu(given: str | None, config_key: str) -> str:
     else:
         cause = (f"likely causes: the NVIDIA Container Toolkit is missing or not set up for this "
                  f"engine (then `docker run --gpus all` fails at once with 'could not select "
-                 f"device driver \"nvidia\"'); the host's NVIDIA driver is older than TensorFlow "
+                 f"device driver \"\" with capabilities: [[gpu]]', Compose with the same naming "
+                 f"\"nvidia\"); the host's NVIDIA driver is older than TensorFlow "
                  f"{tf.__version__}'s CUDA {build.get('cuda_version', '?')} needs (`nvidia-smi` "
                  f"on the host shows the driver and the newest CUDA it supports; TensorFlow's "
                  f"line 'failed call to cuInit' above says so too); or {NVIDIA_VISIBLE_DEVICES} "
