@@ -61,6 +61,9 @@ class KilledAndResumed:
 
 
 def killed_and_resumed(folder: Path, kills: int, seed: int = 0) -> KilledAndResumed:
+    """Runs the stack through `kills` kill -9s of its trainer (and every KILL_EVAL_EVERY-th of
+    eval), lets it train to max_steps and be evaluated, reads what TensorBoard shows, stops it,
+    and returns all that was seen."""
     rng = random.Random(seed)
     # Each life trains at most 2 x CHECKPOINT_EVERY steps before its kill; the last one then
     # trains past the last kill to max_steps undisturbed.
@@ -95,7 +98,7 @@ def killed_and_resumed(folder: Path, kills: int, seed: int = 0) -> KilledAndResu
                 # supervisord has started the next trainer: seconds before it looks.
                 planted_newer, planted_older = _plant_unlisted_checkpoints(stack.run_dir)
             if number % KILL_EVAL_EVERY == KILL_EVAL_EVERY - 1:
-                eval_kills += _kill_eval_while_it_evaluates(log, rng)
+                eval_kills += _kill_eval(log, rng)
         log.wait(lambda: log.matching(log_lines.REACHED_MAX_STEPS), 600,
                  f"the trainer to reach max_steps {max_steps}")
         left_after_resume += _saves_cut_short(stack.run_dir)
@@ -241,7 +244,7 @@ def _plant_unlisted_checkpoints(run_dir: Path) -> tuple[list[str], list[str]]:
     return planted[newest + 3], planted[1]
 
 
-def _kill_eval_while_it_evaluates(log: StackLog, rng: random.Random) -> int:
+def _kill_eval(log: StackLog, rng: random.Random) -> int:
     """kill -9 eval at a random moment of the next 3 s (evaluating, or waiting for a
     checkpoint); 1 if killed."""
     victim = log.current("eval")
