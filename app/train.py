@@ -148,6 +148,19 @@ class Trainer:
             loss = self.train_step(images, labels, write_summaries=False)
         return loss
 
+    def _agreed_pace(self, secs_per_step: float) -> float:
+        """The pace that sizes the next call, the same on every worker of a job: each step is a
+        collective all-reduce, so a worker running more steps a call than another would wait for
+        it forever. One worker: its own pace."""
+        if not isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            return secs_per_step
+        return float(self._mean_over_workers(tf.constant(secs_per_step, tf.float32)))
+
+    @tf.function
+    def _mean_over_workers(self, value):
+        per_replica = self.strategy.run(tf.identity, args=(value,))
+        return self.strategy.reduce(tf.distribute.ReduceOp.MEAN, per_replica, axis=None)
+
     def _replica_step(self, step, images, labels, write_summaries: bool):
         forward_backward = (self._forward_backward if write_summaries
                             else self._compiled_forward_backward)
@@ -239,7 +252,7 @@ class Trainer:
             else:
                 loss = self._run(step, lambda: self.train_steps(batches, tf.constant(steps)))
             if not (first_call or summary):  # the first call traces, a summary step writes
-                secs_per_step = (time.monotonic() - started) / steps
+                secs_per_step = self._agreed_pace((time.monotonic() - started) / steps)
             first_call = False
             step += steps
             calls_since_log += 1

@@ -95,12 +95,17 @@ def job_factory():
 
 
 def test_two_workers_train_together_and_only_the_chief_writes(tmp_path, job_factory):
-    job = job_factory(tmp_path, **{"train.max_steps": 40})
+    # Nothing is due before max_steps, so the pace alone sizes the calls: each worker measures
+    # its own, and the two must still run the same number of steps a call (each step is a
+    # collective), or both wait for each other forever.
+    nothing_due = {"train.log_every_steps": 1000, "train.summary_every_steps": 1000,
+                   "train.checkpoint_every_steps": 1000}
+    job = job_factory(tmp_path, **{"train.max_steps": 120, **nothing_due})
     assert job.wait(timeout=600) == [ExitCode.DONE] * 2, job.output(0) + job.output(1)
     for index in range(2):
-        assert re.search(r"^step 40/40, .*2 replicas", job.output(index), re.MULTILINE)
-    assert checkpoint_state(tmp_path / "train" / "default") == "model.ckpt-40"
-    assert "saved model.ckpt-40" in job.output(0) and "saved model.ckpt" not in job.output(1)
+        assert re.search(r"^step 120/120, .*2 replicas", job.output(index), re.MULTILINE)
+    assert checkpoint_state(tmp_path / "train" / "default") == "model.ckpt-120"
+    assert "saved model.ckpt-120" in job.output(0) and "saved model.ckpt" not in job.output(1)
     assert len(list((tmp_path / "train" / "default").glob("events.out.tfevents.*"))) == 1
     # The non-chief worker saved into a folder of its own, and removed it at the end.
     assert not list(job.temporary.glob("cifar10-worker-*"))

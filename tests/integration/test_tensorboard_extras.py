@@ -20,6 +20,7 @@ from PIL import Image
 from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.util import tensor_util
 
+from app import export as exports
 from app.exit_codes import ExitCode
 from app.results import read_results
 from tests.conftest import REPO_ROOT, app_environment
@@ -227,9 +228,10 @@ def test_the_export_classifies_in_a_process_of_its_own(evaluated, tmp_path):
     root, _ = evaluated
     history = results(root)
     best = max(history, key=lambda result: (result["precision_at_1"], -result["loss"]))
-    export = root / "train" / "default" / "export" / "best"
-    exported = json.loads((export / "evaluation.json").read_text())
-    assert exported["step"] == best["step"] and exported["weights"] == "moving_averages"
+    export = exports.newest(root / "train" / "default")
+    exported = exports.evaluation_of(export)
+    assert exported["step"] == best["step"] == int(export.name)
+    assert exported["weights"] == "moving_averages"
 
     images, labels = read_test_set(root)
     np.save(tmp_path / "images.npy", images)
@@ -238,7 +240,7 @@ def test_the_export_classifies_in_a_process_of_its_own(evaluated, tmp_path):
     classify = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
         import json, numpy as np, tensorflow as tf
         model = tf.saved_model.load({str(export)!r})
-        outputs = model.signatures["serving_default"](
+        outputs = model.signatures["classify_pixels"](
             images=tf.constant(np.load({str(tmp_path / "images.npy")!r})))
         print(json.dumps({{"class_ids": outputs["class_ids"].numpy().tolist(),
                           "names": [n.decode() for n in outputs["class_names"].numpy()],
