@@ -4,7 +4,8 @@ Each scenario checks what the appliance promises (nothing lost to a kill or a st
 refused before anything starts, a neighbour's crash not felt by the trainer) and lists every
 promise it saw broken in `outcome.faults`; a test fails with that list and the figures. The
 bad-config table runs one test per case. The full size (20 kills, 10 stops, 60 s of racing) is
-`python -m bench.faults`.
+`python -m bench.faults`. Curves after kill -9s are tests/stack/test_curves_after_kills.py, which
+checks that scenario item by item.
 """
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ from tests.harness.faults.bad_configs import BAD_CONFIGS, refuses_bad_config
 from tests.harness.faults.bad_data import bad_data
 from tests.harness.faults.changed_model import changed_model
 from tests.harness.faults.crash_loop import crash_loop
-from tests.harness.faults.curves import curves_after_kills
 from tests.harness.faults.eval_race import eval_race
 from tests.harness.faults.full_disk import eval_full_disk, full_disk
 from tests.harness.faults.neighbours import neighbours
@@ -36,16 +36,6 @@ def test_trainer_killed_at_random_loses_at_most_its_last_checkpoint_interval(tmp
     assert_held(outcome)
     assert outcome.figures["kills"] == QUICK.kills
     assert outcome.figures["steps_lost_per_kill_max"] <= outcome.figures["checkpoint_every_steps"]
-
-
-def test_curves_stay_true_after_kill_9s_and_nothing_is_left_behind(tmp_path):
-    outcome = curves_after_kills(tmp_path, QUICK.kills)
-    assert_held(outcome)
-    figures = outcome.figures
-    assert figures["kills"] == QUICK.kills
-    assert figures["curves_with_steps_repeated_or_backward"] == 0
-    assert figures["partial_checkpoints_left_after_resume"] == 0
-    assert figures["files_left_in_temp_folder"] == 0
 
 
 def test_docker_stop_at_random_saves_the_step_reached_within_the_grace(tmp_path):

@@ -13,7 +13,7 @@ What a kill between a checkpoint's files and the state file leaves (a checkpoint
 newest listed one) is planted once, right after a kill, with an older unlisted checkpoint of the
 kind a user may keep: the next start must remove the first, with a log line, and keep the other.
 `killed_and_resumed()` does all of it and returns what was seen; tests/stack checks it item by item,
-`curves_after_kills()` turns it into figures and faults for bench.faults and tests/faults.
+`curves_after_kills()` turns it into figures and faults for bench.faults.
 """
 from __future__ import annotations
 
