@@ -1,10 +1,14 @@
 """What the tests and the benchmarks share: how to start the appliance, wait on it, read what it
 says, and hurt it. Plain modules, imported as `tests.harness.NAME` by tests and bench alike.
 
-    fixtures.py      the pytest plugin the root conftest names: the trained stack, the podman
-                     store, the image built once per session, the containers a test starts
+    fixtures.py      the pytest plugin the root conftest names: the trained stack, the Docker
+                     engine, the image built once per session, podman with that image loaded,
+                     the containers a test starts
     native_stack.py  the three programs under supervisord, natively, as `make run` starts them
-    podman.py        a podman of the tests' own, and the containers it runs
+    docker_engine.py the real Docker engine of the tests' own: dockerd, the docker CLI, Compose
+    podman.py        a podman of the tests' own
+    containers.py    the containers a test starts, on either engine
+    engine_footprint.py  what an engine leaves on the host (netfilter, links), and taking it away
     debian_base.py   the Debian base image, made with debootstrap (nothing can be pulled)
     image.py         the CPU image of this checkout, built on that base
     container_runs.py  the small runs the container tests start, and the volumes they mount
@@ -13,6 +17,7 @@ says, and hurt it. Plain modules, imported as `tests.harness.NAME` by tests and 
     checkpoints.py   the checkpoints on disk: the state file, and whether each one restores
     waiting.py       wait_until, and GaveUp
     ports.py         free ports, and whether one answers HTTP
+    tensorboard_api.py  what TensorBoard's HTTP API serves, and whether each curve is true
     figures.py       figures the container tests report in pytest's summary
     faults/          the appliance under faults: one module per scenario, with its checks
 """
