@@ -19,9 +19,10 @@ measured:
   trainer img/s             each trainer's speed from its own step lines (all runs summed too)
   others' cores             what other programs on this shared machine took meanwhile (/proc)
 
-Then, on the volume the 4 runs left (each run with its eval/), `python -m app tensorboard` is
-started `--tensorboard-starts` times: seconds from start to /data/runs listing every run and
-every eval run, and its memory (RSS) then and 2 reload intervals later, with its peak.
+Then, on the volume the 4 runs left, `python -m app tensorboard` is started
+`--tensorboard-starts` times: seconds from start to /data/runs listing every folder of event files
+(each run, and each eval/ that eval wrote), and its memory (RSS) then and 2 reload intervals
+later, with its peak.
 
 The last line printed is one JSON object with every figure.
 """
@@ -208,13 +209,16 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(result), flush=True)
         largest = max(counts)
         volume = work / f"{largest}-runs"
-        runs = [f"run-{number}{suffix}" for number in range(largest) for suffix in ("", "/eval")]
+        # Every folder that holds event files: each trainer's, and the eval/ of each run that eval
+        # got to (none, where it was starved).
+        runs = sorted({str(events.parent.relative_to(volume / "train"))
+                       for events in (volume / "train").rglob("events.out.tfevents.*")})
         starts = []
         for number in range(arguments.tensorboard_starts):
             starts.append(tensorboard_start(volume, runs))
             print(f"TensorBoard start {number + 1}: {json.dumps(starts[-1])}", flush=True)
         figures["tensorboard"] = {
-            "volume_runs": largest, **volume_size(volume / "train"), "starts": starts,
+            "volume_runs": largest, "runs_listed": runs, **volume_size(volume / "train"), "starts": starts,
             "median_runs_listed_after_secs": statistics.median(
                 start["runs_listed_after_secs"] for start in starts),
             "median_rss_mib_after_2_reloads": statistics.median(
