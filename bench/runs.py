@@ -218,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
             starts.append(tensorboard_start(volume, runs))
             print(f"TensorBoard start {number + 1}: {json.dumps(starts[-1])}", flush=True)
         figures["tensorboard"] = {
-            "volume_runs": largest, "runs_listed": runs, **volume_size(volume / "train"), "starts": starts,
+            "volume_runs": largest, "runs_listed": runs, **volume_size(volume / "train"),
+            "starts": starts,
             "median_runs_listed_after_secs": statistics.median(
                 start["runs_listed_after_secs"] for start in starts),
             "median_rss_mib_after_2_reloads": statistics.median(
