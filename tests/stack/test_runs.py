@@ -274,11 +274,21 @@ def old_volume(tmp_path_factory, trained_stack):
     stack = NativeStack(folder, small_config(train={"max_steps": trained_to + CHECKPOINT_EVERY}))
     stack.observed = {"kept": kept, "trained_to": trained_to}
     stack.start()
+    final_step = trained_to + CHECKPOINT_EVERY
+
+    def hparams_at_the_final_step() -> dict | None:
+        # The copied history has metrics already: wait for TensorBoard's reload of the newest.
+        rows = hparams_have_metrics(stack, "default")
+        if rows and rows["default"]["metric_steps"].get("precision @ 1") == final_step:
+            return rows
+        return None
+
     try:
-        wait_until(lambda: evaluated_to_the_end(stack, "default", trained_to + CHECKPOINT_EVERY),
+        wait_until(lambda: evaluated_to_the_end(stack, "default", final_step),
                    400, "the old volume's run to train on and be evaluated")
-        stack.observed["hparams"] = wait_until(lambda: hparams_have_metrics(stack, "default"), 60,
-                                               "HParams to show the run with its metrics")
+        stack.observed["hparams"] = wait_until(
+            hparams_at_the_final_step, 60,
+            f"HParams to show the run with its metrics at step {final_step}")
         stack.observed["runs"] = stack.api.runs()
         yield stack
     finally:
