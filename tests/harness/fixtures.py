@@ -137,5 +137,5 @@ def pytest_terminal_summary(terminalreporter):
         for build in appliance_image.builds:
             engine = build.split(":")[0]
             by_engine[engine] = by_engine.get(engine, 0) + 1
-        terminalreporter.write_line("image builds this session: " + (", ".join(
+        terminalreporter.write_line("image builds in this test run: " + (", ".join(
             f"{count} by {engine}" for engine, count in by_engine.items()) or "none"))
