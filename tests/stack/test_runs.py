@@ -271,10 +271,10 @@ def old_volume(tmp_path_factory, trained_stack):
             copy(path, volume / path.name)
             kept.append(path.name)
     trained_to = trained_stack.checkpoint_step()
-    stack = NativeStack(folder, small_config(train={"max_steps": trained_to + CHECKPOINT_EVERY}))
+    final_step = trained_to + CHECKPOINT_EVERY
+    stack = NativeStack(folder, small_config(train={"max_steps": final_step}))
     stack.observed = {"kept": kept, "trained_to": trained_to}
     stack.start()
-    final_step = trained_to + CHECKPOINT_EVERY
 
     def hparams_at_the_final_step() -> dict | None:
         # The copied history has metrics already: wait for TensorBoard's reload of the newest.
