@@ -54,7 +54,13 @@ def decoded_like_cifar10(file_bytes):
     """One encoded image (a string tensor: PNG, JPEG, BMP or GIF) as uint8 [32, 32, 3]."""
     import tensorflow as tf
 
-    image = tf.io.decode_image(file_bytes, channels=0, expand_animations=False)
+    # decode_image decodes JPEG with libjpeg's fast, approximate inverse DCT (up to 4 levels off
+    # per pixel); Pillow, and so `predict`, with the accurate one. The same file must give the
+    # same pixels, hence the JPEG branch of its own.
+    image = tf.cond(
+        tf.io.is_jpeg(file_bytes),
+        lambda: tf.io.decode_jpeg(file_bytes, channels=0, dct_method="INTEGER_ACCURATE"),
+        lambda: tf.io.decode_image(file_bytes, channels=0, expand_animations=False))
     channels = tf.shape(image)[-1]
     pixels = tf.cast(image, tf.float32)
     has_alpha = tf.equal(channels % 2, 0)  # grey + alpha (2), or RGBA (4)

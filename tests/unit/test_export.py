@@ -25,8 +25,12 @@ def classifier():
 
 
 def png(pixels: np.ndarray) -> bytes:
+    return encoded(pixels, "PNG")
+
+
+def encoded(pixels: np.ndarray, format: str, **options) -> bytes:
     buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
+    Image.fromarray(pixels).save(buffer, format=format, **options)
     return buffer.getvalue()
 
 
@@ -124,3 +128,15 @@ def test_the_serving_and_the_pillow_preparation_of_a_file_agree():
     by_tensorflow = image_input.decoded_like_cifar10(tf.constant(png(smooth))).numpy()
     assert by_pillow.shape == by_tensorflow.shape == (32, 32, 3)
     assert np.abs(by_pillow.astype(int) - by_tensorflow.astype(int)).max() <= 2
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+def test_a_32_pixel_jpeg_gives_the_same_pixels_to_serving_as_to_predict(mode):
+    # At 32 x 32 nothing is scaled: what differs can only be the decoding.
+    rng = np.random.default_rng(4)
+    pixels = np.clip(np.cumsum(rng.integers(-12, 13, (32, 32, 3)), axis=1) + 128, 0, 255)
+    image = Image.fromarray(pixels.astype(np.uint8)).convert(mode)
+    jpeg = encoded(np.asarray(image), "JPEG", quality=90)
+    by_pillow = image_input.like_cifar10(Image.open(io.BytesIO(jpeg)))
+    by_tensorflow = image_input.decoded_like_cifar10(tf.constant(jpeg)).numpy()
+    np.testing.assert_array_equal(by_tensorflow, by_pillow)
