@@ -64,15 +64,21 @@ def listed_by_tensorboard(stack: NativeStack, *runs: str) -> bool:
         return False
 
 
-def hparams_have_metrics(stack: NativeStack, *runs: str) -> dict | None:
-    """The HParams rows, once each of `runs` has a row with every metric."""
+def hparams_at_the_final_steps(stack: NativeStack, final_steps: dict[str, int]) -> dict | None:
+    """The HParams rows, once each run of `final_steps` has a row with every metric taken at its
+    final step. Eval's result is on disk before TensorBoard's next reload reads it: a row read
+    sooner holds an earlier step's metrics."""
     try:
         rows = hparams_rows(stack.api)
     except (OSError, AssertionError):
         return None
-    if all(METRICS <= set(rows.get(run, {}).get("metrics", {})) for run in runs):
-        return rows
-    return None
+    for run, final_step in final_steps.items():
+        row = rows.get(run, {})
+        if not METRICS <= set(row.get("metrics", {})):
+            return None
+        if row["metric_steps"].get("precision @ 1") != final_step:
+            return None
+    return rows
 
 
 # -- two runs side by side ----------------------------------------------------------------------
@@ -119,8 +125,10 @@ def two_runs(tmp_path_factory):
 
         wait_until(lambda: evaluated_to_the_end(stack, SECOND_RUN, SECOND_MAX_STEPS), 180,
                    f"eval to evaluate {SECOND_RUN} to the end")
-        observed["hparams"] = wait_until(lambda: hparams_have_metrics(stack, "default", SECOND_RUN),
-                                         60, "HParams to show both runs with their metrics")
+        observed["hparams"] = wait_until(
+            lambda: hparams_at_the_final_steps(stack, {"default": MAX_STEPS,
+                                                       SECOND_RUN: SECOND_MAX_STEPS}),
+            60, "HParams to show both runs with their metrics at their final steps")
         observed["runs"] = stack.api.runs()
         observed["states"] = stack.program_states()
         yield stack
@@ -209,8 +217,9 @@ def sweep(tmp_path_factory):
                    "the restarted sweep to finish")
         wait_until(lambda: all(evaluated_to_the_end(stack, entry["run"]) for entry in SWEEP), 180,
                    "eval to evaluate both runs to the end")
-        observed["hparams"] = wait_until(lambda: hparams_have_metrics(stack, "sweep-a", "sweep-b"),
-                                         60, "HParams to show both runs with their metrics")
+        observed["hparams"] = wait_until(
+            lambda: hparams_at_the_final_steps(stack, {entry["run"]: MAX_STEPS for entry in SWEEP}),
+            60, "HParams to show both runs with their metrics at their final steps")
         yield stack
     finally:
         stack.stop()
@@ -276,18 +285,11 @@ def old_volume(tmp_path_factory, trained_stack):
     stack.observed = {"kept": kept, "trained_to": trained_to}
     stack.start()
 
-    def hparams_at_the_final_step() -> dict | None:
-        # The copied history has metrics already: wait for TensorBoard's reload of the newest.
-        rows = hparams_have_metrics(stack, "default")
-        if rows and rows["default"]["metric_steps"].get("precision @ 1") == final_step:
-            return rows
-        return None
-
     try:
         wait_until(lambda: evaluated_to_the_end(stack, "default", final_step),
                    400, "the old volume's run to train on and be evaluated")
         stack.observed["hparams"] = wait_until(
-            hparams_at_the_final_step, 60,
+            lambda: hparams_at_the_final_steps(stack, {"default": final_step}), 60,
             f"HParams to show the run with its metrics at step {final_step}")
         stack.observed["runs"] = stack.api.runs()
         yield stack
