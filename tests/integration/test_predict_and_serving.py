@@ -145,7 +145,7 @@ def test_the_bytes_signature_in_a_process_of_its_own_classifies_as_eval_and_pred
         assert agreement == 1.0  # the same pixels, the same classes
         return
     # JPEG alters the synthetic images' heavy noise most, and with it a class near its boundary
-    # (0.91 to 0.99 of eval's classes kept, measured over four runs); the same files given to
+    # (0.91 to 0.99 of eval's classes kept, measured over three runs); the same files given to
     # predict must be decoded to the same pixels and so get exactly the same classes.
     assert agreement >= 0.75
     folder = tmp_path / "jpeg"
