@@ -87,6 +87,9 @@ def eval_beside(folder: Path, data_dir: Path, runs: int, window: float) -> dict:
         # CPU and may record nothing at all; that is then what the window measures.
         with contextlib.suppress(RuntimeError):
             evaluator.wait_for_line(EVAL_RESULT_LINE, FIRST_EVALUATION_WAIT_SECS)
+        if evaluator.poll() is not None:  # a crash, not a starved eval: nothing to measure
+            raise RuntimeError(f"eval exited (exit code {evaluator.poll()}) before the window; "
+                               f"it printed:\n{evaluator.tail()}")
         cpu_before = sum(process.cpu_seconds() for process in everyone)
         machine_before = machine.cpu_busy_seconds()
         started = time.monotonic()
