@@ -69,7 +69,7 @@ RUN --mount=type=secret,id=ca_bundle \
 
 WORKDIR /app
 # The user's layer of the configuration: empty, for a file of theirs to be mounted over (the
-# defaults are app/defaults.yaml).
+# defaults are app/config/defaults.yaml).
 COPY docker/config.yaml /etc/cifar10/config.yaml
 COPY entrypoint.sh /app/entrypoint.sh
 COPY app/ /app/app/
@@ -80,7 +80,7 @@ ENV CIFAR10_CONFIG=/etc/cifar10/config.yaml \
 VOLUME ["/cifar10_train", "/cifar10_data"]
 EXPOSE 6006
 
-# Healthy while the programs supervisord runs are up and TensorBoard answers; app/health.py knows.
+# Healthy while the programs supervisord runs are up and TensorBoard answers; app/runtime/health.py knows.
 # The start period covers the first start's CIFAR-10 download (170 MB) before supervisord runs.
 HEALTHCHECK --interval=30s --timeout=15s --start-period=300s --retries=3 \
     CMD ["/app/entrypoint.sh", "health"]

@@ -11,7 +11,7 @@
 #   entrypoint.sh COMMAND...      anything else is run as is (bash, ls /cifar10_train, ...)
 #
 # Environment:
-#   CIFAR10_CONFIG               your YAML config, laid over the defaults in app/defaults.yaml
+#   CIFAR10_CONFIG               your YAML config, laid over the defaults in app/config/defaults.yaml
 #   CIFAR10_<SECTION>_<KEY>      one key, e.g. CIFAR10_TRAIN_MAX_STEPS=2000 (see config.yaml)
 #   PUID, PGID                   started as root: the uid/gid to run as. By default the owner of
 #                                paths.train_dir, so files on a mounted volume stay its owner's.
@@ -23,7 +23,7 @@
 #   APPLIANCE_SUPERVISOR_SOCKET  supervisord's control socket (default below); `health` and
 #                                `supervisorctl` find supervisord through it, and its password
 #                                in the file beside it (SOCKET.password)
-# Exported for app/supervisord.conf: APPLIANCE_HOME (this script's folder), PYTHON, PYTHONPATH,
+# Exported for app/runtime/supervisord.conf: APPLIANCE_HOME (this script's folder), PYTHON, PYTHONPATH,
 # APPLIANCE_SUPERVISOR_PASSWORD.
 #
 # Exit status (app/exit_codes.py): 2 (BAD_INPUT) for a bad config, before anything starts;
@@ -135,9 +135,9 @@ case "${1:-}" in
         hand_output_to_owner
         new_supervisor_password
         # Prefixed like the supervised programs' lines, so that every line says whose it is.
-        "${run_as_owner[@]}" "$PYTHON" -m app.prefix_output data "$PYTHON" -m app data
+        "${run_as_owner[@]}" "$PYTHON" -m app.runtime.prefix_output data "$PYTHON" -m app data
         exec "${run_as_owner[@]}" "$PYTHON" -m supervisor.supervisord --nodaemon \
-            --configuration "$APPLIANCE_HOME/app/supervisord.conf"
+            --configuration "$APPLIANCE_HOME/app/runtime/supervisord.conf"
         ;;
     train | eval | tensorboard | data | report)
         prepare
@@ -149,7 +149,7 @@ case "${1:-}" in
     supervisorctl)
         shift
         exec "$PYTHON" -m supervisor.supervisorctl \
-            --configuration "$APPLIANCE_HOME/app/supervisord.conf" "$@"
+            --configuration "$APPLIANCE_HOME/app/runtime/supervisord.conf" "$@"
         ;;
     *)
         exec "$@"

@@ -12,7 +12,7 @@
 
 Exit codes (app/exit_codes.py): 0 done; 2 bad configuration or bad input, with a message naming
 what and where; 3 training diverged; anything else a crash (supervisord restarts the program).
-The programs' lines go through one logger, set up here (app/logs.py).
+The programs' lines go through one logger, set up here (app/runtime/logs.py).
 """
 from __future__ import annotations
 
@@ -24,8 +24,9 @@ import sys
 # TensorFlow's C++ INFO lines (oneDNN, CPU features) drown the appliance's own log; warnings stay.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
-from app import config as configuration, logs, scratch
-from app.data import DataError
+from app import config as configuration
+from app.runtime import logs, temp_folder
+from app.data.cifar10 import DataError
 from app.exit_codes import ExitCode
 
 # Not __name__: run as `python -m app`, this module is __main__, outside the app's logger.
@@ -88,24 +89,24 @@ def _run(arguments, config) -> int:
         print(config.to_yaml(), end="")  # the command's answer, not a log line
         return ExitCode.DONE
     if arguments.command == "data":
-        from app import data
-        batches = data.prepare(config.data, config.paths.data_dir)
+        from app.data import cifar10
+        batches = cifar10.prepare(config.data, config.paths.data_dir)
         for split in ("train", "test"):
-            images, _ = data.load_split(batches, split)
+            images, _ = cifar10.load_split(batches, split)
             log.info(f"{split}: {len(images):,} images in {batches}")
         return ExitCode.DONE
     if arguments.command == "train":
         if arguments.sweep_run:
             config = _sweep_entry(config, arguments.sweep_run)
         elif config.sweep:
-            from app import sweep
+            from app.train import sweep
             handed_on = ([f"--config={arguments.config}"] if arguments.config else []) + [
                 f"--set={override}" for override in arguments.overrides]
             return sweep.train_all(config, handed_on)
-        scratch.use_own_folder("train")
+        temp_folder.use_own_folder("train")
         logs.import_tensorflow_quietly()
-        from app import train
-        return train.main(config)
+        from app.train import trainer
+        return trainer.main(config)
     if arguments.command == "eval":
         # Before TensorFlow starts its threads, which inherit it: eval then gets only the CPU
         # the trainer leaves. Beside the trainer on 2 cores, at niceness 0 the trainer kept 67% of
@@ -113,23 +114,23 @@ def _run(arguments, config) -> int:
         # (bench/eval_contention.py). Only ever raised: lowering it needs privileges.
         os.setpriority(os.PRIO_PROCESS, 0,
                        max(config.eval.niceness, os.getpriority(os.PRIO_PROCESS, 0)))
-        scratch.use_own_folder("eval")
+        temp_folder.use_own_folder("eval")
         logs.import_tensorflow_quietly()
-        from app import evaluate
-        return evaluate.main(config, once=arguments.once, until_done=arguments.until_done)
+        from app.eval import watcher
+        return watcher.main(config, once=arguments.once, until_done=arguments.until_done)
     if arguments.command == "tensorboard":
         logs.import_tensorflow_quietly()  # TensorBoard reads event files with it
-        from app import tensorboard_server
-        return tensorboard_server.main(config)
+        from app.tensorboard import server
+        return server.main(config)
     if arguments.command == "predict":
         logs.import_tensorflow_quietly()
-        from app import predict
+        from app.tools import predict
         return predict.main(config, arguments.files, max(1, arguments.top), arguments.json)
     if arguments.command == "report":
-        from app import report
+        from app.tools import report
         return report.main(config, plot_path=arguments.plot, run=arguments.run)
     if arguments.command == "health":
-        from app import health
+        from app.runtime import health
         return health.main(config)
     raise AssertionError(arguments.command)
 

@@ -2,7 +2,7 @@
 container engine and a user's script.
 
 supervisord restarts a program only after an exit that is none of DONE, BAD_INPUT and DIVERGED
-(app/supervisord.conf lists them as `exitcodes=0,2,3`): a restart would not fix bad input, and
+(app/runtime/supervisord.conf lists them as `exitcodes=0,2,3`): a restart would not fix bad input, and
 a diverged run would only diverge again. Any other code is a crash, which it answers with a restart.
 """
 from __future__ import annotations

@@ -39,7 +39,7 @@ def speed_matrix(recipes: list[str], seconds: float, folder: Path) -> list[dict]
     import tensorflow as tf
 
     from app import config as configuration
-    from app.train import Trainer
+    from app.train.trainer import Trainer
     from bench.ours import OurTrainer
 
     on_gpu = bool(tf.config.list_physical_devices("GPU"))
@@ -168,7 +168,7 @@ def main() -> int:
 
     import tensorflow as tf
 
-    from app.recipes import RECIPES
+    from app.model.recipes import RECIPES
     from bench import machine
 
     gpus = tf.config.list_physical_devices("GPU")

@@ -4,7 +4,7 @@
         [--fast-utilisation 0.35]
 
 No GPU machine here can run TensorFlow, so this multiplies what is known: each recipe's training
-FLOPs per image (counted from the model's layers, app/flops.py), the H100 SXM's dense peak in the
+FLOPs per image (counted from the model's layers, app/model/flops.py), the H100 SXM's dense peak in the
 precision the recipe trains in on Ampere and newer (the tutorial in float32, which TensorFlow
 computes in TF32 on tensor cores; the fast recipe in bfloat16), a stated share of that peak (small
 convolutions and dense layers do not fill an H100: the tutorial's 64-channel 5x5 convolutions on
@@ -22,8 +22,8 @@ import argparse
 import json
 
 from app import config as configuration
-from app.flops import training_flops_per_image
-from app.recipes import for_config
+from app.model.flops import training_flops_per_image
+from app.model.recipes import for_config
 
 # NVIDIA H100 SXM5 dense (no sparsity) peaks, TFLOP/s (NVIDIA's data sheet).
 PEAK_TFLOPS = {"tf32": 494.7, "bfloat16": 989.4}

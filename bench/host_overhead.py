@@ -28,10 +28,11 @@ import time
 import keras
 import tensorflow as tf
 
-from app import config as configuration, data
-from app.recipes import Recipe
-from app.recipes.recipe import model_outputs
-from app.train import Trainer
+from app import config as configuration
+from app.data import cifar10
+from app.model.recipes import Recipe
+from app.model.recipes.recipe import model_outputs
+from app.train.trainer import Trainer
 from bench import machine
 from bench.ours import OurTrainer
 
@@ -41,7 +42,7 @@ QUIET_CORES = 0.15
 
 class OneDenseLayer(Recipe):
     """The smallest network there is: the standardized 32x32 image, flattened, into ten scores."""
-    input_size = data.IMAGE_SIZE
+    input_size = cifar10.IMAGE_SIZE
     test_time_flips = False
     bfloat16_is_safe = False
     embedding_layer = "flatten"
@@ -69,9 +70,9 @@ class OneDenseLayer(Recipe):
 
 def one_dense_layer():
     """The network's input, its flattened image and its logits (Keras tensors)."""
-    images = keras.Input((data.IMAGE_SIZE, data.IMAGE_SIZE, data.CHANNELS))
+    images = keras.Input((cifar10.IMAGE_SIZE, cifar10.IMAGE_SIZE, cifar10.CHANNELS))
     flat = keras.layers.Flatten(name="flatten")(images)
-    return images, flat, keras.layers.Dense(data.NUM_CLASSES, name="logits")(flat)
+    return images, flat, keras.layers.Dense(cifar10.NUM_CLASSES, name="logits")(flat)
 
 
 class KerasFit:

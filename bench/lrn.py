@@ -1,5 +1,5 @@
 """Local response normalization: TensorFlow's op against the banded matmul the tutorial recipe
-uses (app/recipes/tutorial.py).
+uses (app/model/recipes/tutorial.py).
 
     .venv/bin/python -m bench.lrn [--rounds 8]
 
@@ -24,9 +24,8 @@ import time
 import keras
 import tensorflow as tf
 
-from app import data
-from app.recipes.tutorial import CROP_SIZE
-from app.recipes.tutorial import local_response_normalization as banded_matmul_lrn
+from app.data import cifar10
+from app.model.recipes.tutorial import CROP_SIZE, local_response_normalization as banded_matmul_lrn
 from bench import machine
 from bench.throughput import tensorflow_lrn, user_written_tutorial_cnn
 
@@ -91,8 +90,8 @@ def main() -> int:
           f"{agrees['forward_max_relative_difference']:.1e}, the gradient by "
           f"{agrees['gradient_max_relative_difference']:.1e} (relative to the largest value)\n")
 
-    images = tf.random.normal([BATCH_SIZE, CROP_SIZE, CROP_SIZE, data.CHANNELS])
-    labels = tf.random.uniform([BATCH_SIZE], 0, data.NUM_CLASSES, tf.int32)
+    images = tf.random.normal([BATCH_SIZE, CROP_SIZE, CROP_SIZE, cifar10.CHANNELS])
+    labels = tf.random.uniform([BATCH_SIZE], 0, cifar10.NUM_CLASSES, tf.int32)
     variants = {
         ("float32", "TensorFlow's op"): training_step(tensorflow_lrn, "float32"),
         ("float32", "banded matmul"): training_step(banded_matmul_lrn, "float32"),

@@ -9,7 +9,7 @@ import time
 
 import tensorflow as tf
 
-from app.train import Trainer, steps_to_run, summary_due
+from app.train.trainer import Trainer, steps_to_run, summary_due
 
 
 @dataclasses.dataclass

@@ -23,7 +23,7 @@ import tensorflow as tf
 from tensorflow.python.profiler.internal import _pywrap_profiler_plugin as profiler_plugin
 
 from app import config as configuration
-from app.train import Trainer
+from app.train.trainer import Trainer
 from bench import machine
 
 WARMUP_STEPS = 5

@@ -39,7 +39,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from app.results import read_results
+from app.volume.results import read_results
 from bench import machine
 from bench.app_process import (EVAL_RESULT_LINE, TRAIN_STEP_LINE, AppProcess, run_to_completion,
                                write_config)

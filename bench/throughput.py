@@ -34,10 +34,11 @@ import time
 import keras
 import tensorflow as tf
 
-from app import config as configuration, data
-from app.flops import training_flops_per_image
-from app.recipes.tutorial import CROP_SIZE
-from app.train import Trainer
+from app import config as configuration
+from app.data import cifar10
+from app.model.flops import training_flops_per_image
+from app.model.recipes.tutorial import CROP_SIZE
+from app.train.trainer import Trainer
 from bench import machine
 from bench.ours import OurTrainer
 
@@ -79,7 +80,7 @@ def guide_pipeline(images, labels, batch_size: int) -> tf.data.Dataset:
 
     def distort(image, label):
         image = tf.cast(image, tf.float32)
-        image = tf.image.random_crop(image, [CROP_SIZE, CROP_SIZE, data.CHANNELS])
+        image = tf.image.random_crop(image, [CROP_SIZE, CROP_SIZE, cifar10.CHANNELS])
         image = tf.image.random_flip_left_right(image)
         image = tf.image.random_brightness(image, max_delta=63)
         image = tf.image.random_contrast(image, lower=0.2, upper=1.8)
@@ -110,7 +111,7 @@ def tensorflow_lrn(x):
 def user_written_tutorial_cnn(lrn_function=tensorflow_lrn) -> keras.Model:
     """The tutorial's network as a user writes it in Keras: the same layers, sizes and FLOPs as
     the tutorial recipe's, with TensorFlow's own LRN op. Written out here rather than taken from
-    app/recipes/tutorial.py, so that what the app does to speed up its model shows as a
+    app/model/recipes/tutorial.py, so that what the app does to speed up its model shows as a
     difference."""
     def conv(name):
         return keras.layers.Conv2D(64, 5, padding="same", activation="relu", name=name)
@@ -119,12 +120,12 @@ def user_written_tutorial_cnn(lrn_function=tensorflow_lrn) -> keras.Model:
         return keras.layers.Lambda(lrn_function, name=name)
 
     return keras.Sequential([
-        keras.Input((CROP_SIZE, CROP_SIZE, data.CHANNELS)),
+        keras.Input((CROP_SIZE, CROP_SIZE, cifar10.CHANNELS)),
         conv("conv1"), keras.layers.MaxPool2D(3, 2, padding="same"), lrn("norm1"),
         conv("conv2"), lrn("norm2"), keras.layers.MaxPool2D(3, 2, padding="same"),
         keras.layers.Flatten(),
         keras.layers.Dense(384, activation="relu"), keras.layers.Dense(192, activation="relu"),
-        keras.layers.Dense(data.NUM_CLASSES),
+        keras.layers.Dense(cifar10.NUM_CLASSES),
     ], name="keras_tutorial_cnn")
 
 
@@ -199,7 +200,7 @@ def main() -> int:
                              "multiple of train.summary_every_steps, so that ours does its "
                              "share of summary steps")
     parser.add_argument("--batch-size", type=int, default=0,
-                        help="default: train.batch_size from app/defaults.yaml")
+                        help="default: train.batch_size from app/config/defaults.yaml")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="SECTION.KEY=VALUE",
                         help="a config override for ours, as for the app (repeatable)")
@@ -218,7 +219,7 @@ def measure(config, rounds: int, window_steps: int) -> dict:
     trainer = Trainer(config)
     batch_size = trainer.global_batch_size
     ours = OurTrainer(trainer)
-    images, labels = data.load_split(data.prepare(config.data, config.paths.data_dir), "train")
+    images, labels = cifar10.load_split(cifar10.prepare(config.data, config.paths.data_dir), "train")
     keras_fit = KerasFit(images, labels, batch_size, config.tutorial.initial_learning_rate)
     keras_fit_32 = KerasFit(images, labels, batch_size, config.tutorial.initial_learning_rate,
                             steps_per_execution=KERAS_STRICTER_STEPS_PER_EXECUTION)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from app.results import read_results
+from app.volume.results import read_results
 from tests.harness import log_lines
 from tests.harness.checkpoints import newest_listed
 from tests.harness.container_runs import (HOST_OWNER, MAX_STEPS, SMALL_RUN, owned_train_dir,

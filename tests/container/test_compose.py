@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from app.exit_codes import ExitCode
-from app.results import read_results
+from app.volume.results import read_results
 from tests.harness import log_lines
 from tests.harness.checkpoints import newest_checkpoint
 from tests.harness.container_runs import (DOCKER_STOP_GRACE_SECS, HOST_OWNER,

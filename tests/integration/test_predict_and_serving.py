@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from app.exit_codes import ExitCode
-from app.results import read_results
+from app.volume.results import read_results
 from tests.conftest import REPO_ROOT, app_environment
 
 pytestmark = pytest.mark.slow

@@ -20,9 +20,9 @@ from PIL import Image
 from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.util import tensor_util
 
-from app import export as exports
+from app.volume import exports
 from app.exit_codes import ExitCode
-from app.results import read_results
+from app.volume.results import read_results
 from tests.conftest import REPO_ROOT, app_environment
 
 pytestmark = pytest.mark.slow
@@ -197,7 +197,8 @@ def test_hparams_compares_runs_that_share_a_parent_folder(evaluated, tmp_path):
         shutil.copytree(root / "train" / "default" / "eval", tmp_path / run / "eval")
     written = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
         import tensorflow as tf
-        from app import config, hparams
+        from app import config
+        from app.tensorboard import hparams
         for run, learning_rate in {learning_rates!r}.items():
             settings = config.load(None, [f"tutorial.initial_learning_rate={{learning_rate}}"], {{}})
             writer = tf.summary.create_file_writer(f"{tmp_path}/{{run}}")

@@ -49,7 +49,7 @@ SECOND_MAX_STEPS = 120
 SECOND_TRAINER = ("train", f"--set=paths.run={SECOND_RUN}",
                   "--set=tutorial.initial_learning_rate=0.05",
                   f"--set=train.max_steps={SECOND_MAX_STEPS}")
-# What HParams shows for each run: the metrics of app/hparams.py, by their tags.
+# What HParams shows for each run: the metrics of app/tensorboard/hparams.py, by their tags.
 METRICS = {"precision @ 1", "cross_entropy", "total_loss"}
 
 

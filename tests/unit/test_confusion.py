@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from app import confusion
-from app.data import CLASS_NAMES
+from app.eval import confusion
+from app.data.cifar10 import CLASS_NAMES
 
 
 def test_rows_are_true_classes_and_columns_predicted_ones():

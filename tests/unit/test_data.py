@@ -10,9 +10,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from app import data
-from app.data import DataError, RECORD_BYTES
-from app.recipes import fast, tutorial
+from app.data import cifar10, pipeline
+from app.data.cifar10 import DataError, RECORD_BYTES
+from app.model.recipes import fast, tutorial
 
 
 def data_config(**changes):
@@ -34,7 +34,7 @@ def test_reader_decodes_handmade_records(tmp_path):
     first[1 + 1024 + 32 * 5 + 3] = 99  # green channel, row 5, column 3
     batch.write_bytes(bytes(first) + handmade_record(2, 200, 100, 0))
 
-    images, labels = data.read_records(batch, expected=2)
+    images, labels = cifar10.read_records(batch, expected=2)
 
     assert labels.tolist() == [7, 2]
     assert images.shape == (2, 32, 32, 3) and images.dtype == np.uint8
@@ -49,70 +49,70 @@ def test_wrong_length_file_is_refused(tmp_path, size_change):
     batch.write_bytes(b"\0" * (3 * RECORD_BYTES + size_change))
     with pytest.raises(DataError, match=rf"data_batch_1.bin: {3 * RECORD_BYTES + size_change:,} "
                                         rf"bytes, expected {3 * RECORD_BYTES:,} \(3 records"):
-        data.read_records(batch, expected=3)
+        cifar10.read_records(batch, expected=3)
 
 
 def test_garbage_labels_are_refused(tmp_path):
     batch = tmp_path / "test_batch.bin"
     batch.write_bytes(handmade_record(3, 0, 0, 0) + handmade_record(200, 0, 0, 0))
     with pytest.raises(DataError, match="test_batch.bin: record 1 has label 200, expected 0-9"):
-        data.read_records(batch, expected=2)
+        cifar10.read_records(batch, expected=2)
 
 
 def test_synthetic_set_has_the_real_layout_and_is_reproducible(tmp_path):
-    batches = data.prepare(data_config(), str(tmp_path))
+    batches = cifar10.prepare(data_config(), str(tmp_path))
     assert batches == tmp_path / "synthetic" / "cifar-10-batches-bin"
     assert sorted(p.name for p in batches.glob("*.bin")) == sorted(
         [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"])
     assert (batches / "data_batch_1.bin").stat().st_size == 10 * RECORD_BYTES
     assert (batches / "test_batch.bin").stat().st_size == 20 * RECORD_BYTES
-    images, labels = data.load_split(batches, "train")
+    images, labels = cifar10.load_split(batches, "train")
     assert images.shape == (50, 32, 32, 3) and set(labels.tolist()) <= set(range(10))
 
-    again = data.prepare(data_config(), str(tmp_path / "again"))
+    again = cifar10.prepare(data_config(), str(tmp_path / "again"))
     assert (again / "test_batch.bin").read_bytes() == (batches / "test_batch.bin").read_bytes()
 
 
 def test_synthetic_set_is_regenerated_when_its_size_changes(tmp_path):
-    data.prepare(data_config(), str(tmp_path))
-    batches = data.prepare(data_config(synthetic_test_examples=30), str(tmp_path))
+    cifar10.prepare(data_config(), str(tmp_path))
+    batches = cifar10.prepare(data_config(synthetic_test_examples=30), str(tmp_path))
     assert (batches / "test_batch.bin").stat().st_size == 30 * RECORD_BYTES
 
 
 def test_truncated_synthetic_batch_is_refused(tmp_path):
-    batches = data.prepare(data_config(), str(tmp_path))
+    batches = cifar10.prepare(data_config(), str(tmp_path))
     path = batches / "data_batch_3.bin"
     path.write_bytes(path.read_bytes()[:-100])
     with pytest.raises(DataError, match="data_batch_3.bin: .* truncated"):
-        data.load_split(batches, "train")
+        cifar10.load_split(batches, "train")
 
 
 def test_missing_test_batch_is_refused(tmp_path):
-    batches = data.prepare(data_config(), str(tmp_path))
+    batches = cifar10.prepare(data_config(), str(tmp_path))
     (batches / "test_batch.bin").unlink()
     with pytest.raises(DataError, match="test_batch.bin: missing"):
-        data.load_split(batches, "test")
+        cifar10.load_split(batches, "test")
 
 
 def test_real_source_accepts_a_mounted_read_only_copy(tmp_path):
     batches = tmp_path / "cifar-10-batches-bin"
     batches.mkdir()
-    for name in (*data.TRAIN_FILES, data.TEST_FILE):
+    for name in (*cifar10.TRAIN_FILES, cifar10.TEST_FILE):
         with open(batches / name, "wb") as batch:  # sparse: prepare looks at sizes, not bytes
-            batch.truncate(data.REAL_RECORDS_PER_FILE * data.RECORD_BYTES)
+            batch.truncate(cifar10.REAL_RECORDS_PER_FILE * cifar10.RECORD_BYTES)
     tmp_path.chmod(0o555)
     try:
-        assert data.prepare(data_config(source="cifar10"), str(tmp_path)) == batches
+        assert cifar10.prepare(data_config(source="cifar10"), str(tmp_path)) == batches
         (batches / "data_batch_1.bin").write_bytes(b"")
         with pytest.raises(DataError, match="data_batch_1.bin: 0 bytes, expected 30,730,000"):
-            data.prepare(data_config(source="cifar10"), str(tmp_path))
+            cifar10.prepare(data_config(source="cifar10"), str(tmp_path))
     finally:
         tmp_path.chmod(0o755)
 
 
 def test_offline_without_data_says_what_to_do(tmp_path):
     with pytest.raises(DataError) as error:
-        data.prepare(data_config(source="cifar10"), str(tmp_path))
+        cifar10.prepare(data_config(source="cifar10"), str(tmp_path))
     message = str(error.value)
     assert "could not download CIFAR-10 after 1 attempts" in message
     assert "mount a folder holding cifar-10-batches-bin/" in message
@@ -124,8 +124,8 @@ def _real_layout_archive() -> bytes:
     """A cifar-10-binary.tar.gz of the real sizes (all-zero images compress to almost nothing)."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        batch = b"\0" * (data.REAL_RECORDS_PER_FILE * RECORD_BYTES)
-        for name in (*data.TRAIN_FILES, data.TEST_FILE):
+        batch = b"\0" * (cifar10.REAL_RECORDS_PER_FILE * RECORD_BYTES)
+        for name in (*cifar10.TRAIN_FILES, cifar10.TEST_FILE):
             info = tarfile.TarInfo(f"cifar-10-batches-bin/{name}")
             info.size = len(batch)
             archive.addfile(info, io.BytesIO(batch))
@@ -157,10 +157,10 @@ def archive_server():
 
 
 def test_download_is_verified_and_extracted(tmp_path, archive_server):
-    batches = data.prepare(data_config(source="cifar10", url=archive_server.url,
+    batches = cifar10.prepare(data_config(source="cifar10", url=archive_server.url,
                                        md5=archive_server.md5), str(tmp_path))
     assert batches == tmp_path / "cifar-10-batches-bin"
-    images, labels = data.load_split(batches, "train")
+    images, labels = cifar10.load_split(batches, "train")
     assert images.shape == (50_000, 32, 32, 3)
     assert not list(tmp_path.glob(".*"))[1:]  # only the lock file remains beside the data
 
@@ -168,7 +168,7 @@ def test_download_is_verified_and_extracted(tmp_path, archive_server):
 def test_download_with_wrong_md5_is_refused(tmp_path, archive_server):
     with pytest.raises(DataError, match=r"cifar-10-binary.tar.gz: MD5 [0-9a-f]{32} does not match "
                                         r"the published f{32}"):
-        data.prepare(data_config(source="cifar10", url=archive_server.url, md5="f" * 32),
+        cifar10.prepare(data_config(source="cifar10", url=archive_server.url, md5="f" * 32),
                      str(tmp_path))
     assert not (tmp_path / "cifar-10-batches-bin").exists()
 
@@ -176,17 +176,17 @@ def test_download_with_wrong_md5_is_refused(tmp_path, archive_server):
 def test_eval_dataset_sees_each_example_exactly_once():
     images = np.arange(23 * 32 * 32 * 3, dtype=np.int64).reshape(23, 32, 32, 3).astype(np.uint8)
     labels = np.arange(23, dtype=np.int32) % 10
-    seen = [y for _, batch_labels in data.eval_dataset(images, labels, 21, batch_size=5, size=24)
+    seen = [y for _, batch_labels in pipeline.eval_dataset(images, labels, 21, batch_size=5, size=24)
             for y in batch_labels.numpy().tolist()]
     assert seen == labels[:21].tolist()
     with pytest.raises(DataError, match="eval.num_examples is 24 but the test set holds only 23"):
-        data.eval_dataset(images, labels, 24, batch_size=5, size=24)
+        pipeline.eval_dataset(images, labels, 24, batch_size=5, size=24)
 
 
 def test_training_batches_are_augmented_crops_standardized_per_image(tmp_path):
-    batches = data.prepare(data_config(), str(tmp_path))
-    images, labels = data.load_split(batches, "train")
-    batch_images, batch_labels = next(iter(data.training_dataset(images, labels, 16, tutorial.distort, seed=1)))
+    batches = cifar10.prepare(data_config(), str(tmp_path))
+    images, labels = cifar10.load_split(batches, "train")
+    batch_images, batch_labels = next(iter(pipeline.training_dataset(images, labels, 16, tutorial.distort, seed=1)))
     assert batch_images.shape == (16, 24, 24, 3) and batch_labels.shape == (16,)
     per_image = batch_images.numpy().reshape(16, -1)
     np.testing.assert_allclose(per_image.mean(axis=1), 0, atol=1e-4)

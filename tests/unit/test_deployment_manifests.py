@@ -194,13 +194,13 @@ def operator_tf_config(task_type: str, index: int, namespace: str = "ml") -> str
 
 
 def test_with_the_operators_tf_config_the_chief_task_is_the_only_chief(monkeypatch):
-    from app import distribute
+    from app.train import distribution
     workers = one("TFJob")["spec"]["tfReplicaSpecs"]["Worker"]["replicas"]
     tasks = [("chief", 0)] + [("worker", index) for index in range(workers)]
     chiefs = []
     for task_type, index in tasks:
         monkeypatch.setenv("TF_CONFIG", operator_tf_config(task_type, index))
-        if distribute.is_chief():
+        if distribution.is_chief():
             chiefs.append((task_type, index))
     assert chiefs == [("chief", 0)]
 
@@ -319,11 +319,11 @@ def test_the_profiles_tf_configs_form_one_cluster_of_both_services():
 
 
 def test_in_the_profile_exactly_the_chief_service_is_chief(monkeypatch):
-    from app import distribute
+    from app.train import distribution
     chiefs = []
     for name, service in profile_services().items():
         monkeypatch.setenv("TF_CONFIG", service["environment"]["TF_CONFIG"])
-        if distribute.is_chief():
+        if distribution.is_chief():
             chiefs.append(name)
     assert chiefs == ["chief"]
 

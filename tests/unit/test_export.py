@@ -8,10 +8,12 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from app import export, image_input, recipes
-from app.classifier import Classifier
-from app.data import CLASS_NAMES
-from app.recipes import fast, tutorial
+from app.volume import exports
+from app.data import image_files
+from app.model import recipes
+from app.model.serving import Classifier
+from app.data.cifar10 import CLASS_NAMES
+from app.model.recipes import fast, tutorial
 
 
 def result(step, precision, loss=1.0):
@@ -35,10 +37,10 @@ def encoded(pixels: np.ndarray, format: str, **options) -> bytes:
 
 
 def test_a_version_is_its_steps_folder_with_both_signatures_and_its_assets(tmp_path, classifier):
-    folder = export.export(classifier, result(1200, 0.5), tmp_path, keep=3)
+    folder = exports.export(classifier, result(1200, 0.5), tmp_path, keep=3)
     assert folder == tmp_path / "export" / "1200"
     loaded = tf.saved_model.load(str(folder))
-    assert sorted(loaded.signatures) == sorted(export.SIGNATURES)
+    assert sorted(loaded.signatures) == sorted(exports.SIGNATURES)
     [bytes_spec] = loaded.signatures["serving_default"].structured_input_signature[1].values()
     assert bytes_spec.dtype == tf.string and bytes_spec.shape.as_list() == [None]
     [pixels_spec] = loaded.signatures["classify_pixels"].structured_input_signature[1].values()
@@ -49,7 +51,7 @@ def test_a_version_is_its_steps_folder_with_both_signatures_and_its_assets(tmp_p
 
 
 def test_both_signatures_classify_alike_and_answer_probabilities_and_names(tmp_path, classifier):
-    loaded = tf.saved_model.load(str(export.export(classifier, result(1, 0.5), tmp_path, keep=3)))
+    loaded = tf.saved_model.load(str(exports.export(classifier, result(1, 0.5), tmp_path, keep=3)))
     images = np.random.default_rng(0).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
     by_pixels = loaded.signatures["classify_pixels"](images=tf.constant(images))
     by_files = loaded.signatures["serving_default"](
@@ -64,20 +66,20 @@ def test_both_signatures_classify_alike_and_answer_probabilities_and_names(tmp_p
 
 
 def test_better_means_higher_precision_then_lower_loss(tmp_path, classifier):
-    assert export.improves_on_export(result(100, 0.5), tmp_path)  # nothing exported yet
-    export.export(classifier, result(100, 0.5, loss=1.0), tmp_path, keep=3)
-    assert export.improves_on_export(result(200, 0.6, loss=2.0), tmp_path)
-    assert export.improves_on_export(result(200, 0.5, loss=0.9), tmp_path)
-    assert not export.improves_on_export(result(200, 0.5, loss=1.0), tmp_path)
-    assert not export.improves_on_export(result(200, 0.4, loss=0.1), tmp_path)
+    assert exports.improves_on_export(result(100, 0.5), tmp_path)  # nothing exported yet
+    exports.export(classifier, result(100, 0.5, loss=1.0), tmp_path, keep=3)
+    assert exports.improves_on_export(result(200, 0.6, loss=2.0), tmp_path)
+    assert exports.improves_on_export(result(200, 0.5, loss=0.9), tmp_path)
+    assert not exports.improves_on_export(result(200, 0.5, loss=1.0), tmp_path)
+    assert not exports.improves_on_export(result(200, 0.4, loss=0.1), tmp_path)
 
 
 def test_the_newest_versions_are_kept_and_the_newest_is_the_best(tmp_path, classifier):
     for step, precision in ((100, 0.3), (200, 0.4), (300, 0.5), (400, 0.6)):
-        export.export(classifier, result(step, precision), tmp_path, keep=3)
-    assert export.versions(tmp_path) == [200, 300, 400]
-    assert export.newest(tmp_path) == tmp_path / "export" / "400"
-    assert export.exported_evaluation(tmp_path)["precision_at_1"] == 0.6
+        exports.export(classifier, result(step, precision), tmp_path, keep=3)
+    assert exports.versions(tmp_path) == [200, 300, 400]
+    assert exports.newest(tmp_path) == tmp_path / "export" / "400"
+    assert exports.exported_evaluation(tmp_path)["precision_at_1"] == 0.6
 
 
 def test_an_export_from_before_versions_is_still_found(tmp_path):
@@ -85,29 +87,29 @@ def test_an_export_from_before_versions_is_still_found(tmp_path):
     best.mkdir(parents=True)
     (best / "saved_model.pb").write_bytes(b"")
     (best / "evaluation.json").write_text(json.dumps(result(50, 0.2)))
-    assert export.newest(tmp_path) == best
-    assert export.exported_evaluation(tmp_path)["step"] == 50
+    assert exports.newest(tmp_path) == best
+    assert exports.exported_evaluation(tmp_path)["step"] == 50
 
 
 def test_a_failed_export_leaves_the_versions_there_are(tmp_path, classifier, monkeypatch):
-    export.export(classifier, result(100, 0.5), tmp_path, keep=3)
+    exports.export(classifier, result(100, 0.5), tmp_path, keep=3)
 
     def disk_full(*arguments, **keywords):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(tf.saved_model, "save", disk_full)
     with pytest.raises(OSError):
-        export.export(classifier, result(200, 0.6), tmp_path, keep=3)
-    assert export.versions(tmp_path) == [100]
+        exports.export(classifier, result(200, 0.6), tmp_path, keep=3)
+    assert exports.versions(tmp_path) == [100]
     assert sorted(path.name for path in (tmp_path / "export").iterdir()) == ["100"]
 
 
 def test_recover_clears_what_a_kill_left(tmp_path, classifier):
-    export.export(classifier, result(100, 0.5), tmp_path, keep=3)
+    exports.export(classifier, result(100, 0.5), tmp_path, keep=3)
     root = tmp_path / "export"
-    (root / f"{export.STAGING_PREFIX}12345").mkdir()        # a staging folder left behind
-    (root / export.LEGACY_PREVIOUS).mkdir()                  # and an old-style export aside
-    export.recover(tmp_path)
+    (root / f"{exports.STAGING_PREFIX}12345").mkdir()        # a staging folder left behind
+    (root / exports.LEGACY_PREVIOUS).mkdir()                  # and an old-style export aside
+    exports.recover(tmp_path)
     assert sorted(path.name for path in root.iterdir()) == ["100", "best"]
 
 
@@ -124,8 +126,8 @@ def test_the_serving_and_the_pillow_preparation_of_a_file_agree():
     rng = np.random.default_rng(3)
     smooth = np.kron(rng.integers(0, 256, (12, 8, 3)), np.ones((8, 8, 1))).astype(np.uint8)
     image = Image.fromarray(smooth)  # 96 x 64, not square: its centred 64 x 64 counts
-    by_pillow = image_input.like_cifar10(image)
-    by_tensorflow = image_input.decoded_like_cifar10(tf.constant(png(smooth))).numpy()
+    by_pillow = image_files.like_cifar10(image)
+    by_tensorflow = image_files.decoded_like_cifar10(tf.constant(png(smooth))).numpy()
     assert by_pillow.shape == by_tensorflow.shape == (32, 32, 3)
     assert np.abs(by_pillow.astype(int) - by_tensorflow.astype(int)).max() <= 2
 
@@ -137,6 +139,6 @@ def test_a_32_pixel_jpeg_gives_the_same_pixels_to_serving_as_to_predict(mode):
     pixels = np.clip(np.cumsum(rng.integers(-12, 13, (32, 32, 3)), axis=1) + 128, 0, 255)
     image = Image.fromarray(pixels.astype(np.uint8)).convert(mode)
     jpeg = encoded(np.asarray(image), "JPEG", quality=90)
-    by_pillow = image_input.like_cifar10(Image.open(io.BytesIO(jpeg)))
-    by_tensorflow = image_input.decoded_like_cifar10(tf.constant(jpeg)).numpy()
+    by_pillow = image_files.like_cifar10(Image.open(io.BytesIO(jpeg)))
+    by_tensorflow = image_files.decoded_like_cifar10(tf.constant(jpeg)).numpy()
     np.testing.assert_array_equal(by_tensorflow, by_pillow)

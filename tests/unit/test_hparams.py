@@ -3,7 +3,8 @@ import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.plugins.hparams import metadata
 
-from app import config as configuration, hparams
+from app import config as configuration
+from app.tensorboard import hparams
 
 
 def test_hyperparameters_are_what_decides_the_learning_named_as_in_set():

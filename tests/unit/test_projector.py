@@ -4,8 +4,8 @@ from google.protobuf import text_format
 from PIL import Image
 from tensorboard.plugins.projector import ProjectorConfig
 
-from app import projector
-from app.data import CLASS_NAMES
+from app.tensorboard import projector
+from app.data.cifar10 import CLASS_NAMES
 
 
 def sample(count: int, seed: int = 0):

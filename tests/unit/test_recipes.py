@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from app import config as configuration, recipes
-from app.averages import MovingAverages
-from app.flops import training_flops_per_image
-from app.recipes import fast, tutorial
+from app import config as configuration
+from app.model import recipes
+from app.model.averages import MovingAverages
+from app.model.flops import training_flops_per_image
+from app.model.recipes import fast, tutorial
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,8 @@ from PIL import Image
 
 import yaml
 
-from app import report, results, runs
+from app.tools import report
+from app.volume import results, runs
 from app.exit_codes import ExitCode
 
 

@@ -9,7 +9,8 @@ import textwrap
 
 import pytest
 
-from app import config as configuration, runs
+from app import config as configuration
+from app.volume import runs
 from app.config import ConfigError
 
 
@@ -77,7 +78,7 @@ def test_one_trainer_per_run_and_a_kill_9_leaves_no_stale_lock(tmp_path):
     run = tmp_path / "default"
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import sys, time
-        from app import runs
+        from app.volume import runs
         lock = runs.hold_trainer_lock(runs.folder({str(tmp_path)!r}, "default"))
         print("holding", flush=True)
         time.sleep(600)

@@ -3,7 +3,7 @@ and never longer than a stop may wait."""
 import pytest
 
 from app import config as configuration
-from app.train import MAX_SECS_PER_CALL, steps_to_run, summary_due
+from app.train.trainer import MAX_SECS_PER_CALL, steps_to_run, summary_due
 
 
 def train(**keys):

@@ -8,7 +8,7 @@ from werkzeug.wrappers import Response
 
 from app import config as configuration
 from app.config import ConfigError
-from app.tensorboard_server import read_password, require_password
+from app.tensorboard.server import read_password, require_password
 
 ROUTES = ["/", "/index.html", "/data/runs", "/data/plugin/scalars/scalars?run=.&tag=total_loss",
           "/data/plugin/projector/sprite_image?run=eval&name=x", "/font-roboto/x.woff2"]

@@ -6,7 +6,7 @@ after a start; nothing of train or eval is left in the temp folder.
 
 Each resume trains the steps since its checkpoint a second time, and the earlier life's events of
 those steps are still in its event file: TensorBoard shows them once only because each start marks
-SessionLog START at its step (app/summaries.py), which TensorBoard's loader (--load_fast false, as
+SessionLog START at its step (app/tensorboard/summaries.py), which TensorBoard's loader (--load_fast false, as
 the appliance runs it) takes as the order to drop what was written from that step on.
 
 What a kill between a checkpoint's files and the state file leaves (a checkpoint newer than the

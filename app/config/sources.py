@@ -1,0 +1,242 @@
+"""Where a configuration's settings come from, each with its origin so that an error can say
+where to fix it: YAML files (file and line), CIFAR10_<SECTION>_<KEY> variables, --set
+section.key=value, and the old names of renamed keys (read for a release, with a warning line).
+
+Values given as text (variables, --set) are read as YAML scalars, so "2000" is a number and
+"false" a boolean; a free text given as text stays that text (app/config/schema.py). A file may also
+hold a sweep: a list of runs, each a name and the keys it changes. What the settings must be is
+app/config/schema.py's: here they are only read, each layer a {section: {key: Setting}}.
+"""
+from __future__ import annotations
+
+import difflib
+import logging
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+CONFIG_FILE_VARIABLE = "CIFAR10_CONFIG"
+OVERRIDE_PREFIX = "CIFAR10_"
+SWEEP = "sweep"
+
+# Old name -> new name, for keys renamed in 0.2 so that each name says what it chooses: the
+# recipe (not only the model), and each recipe's own keys in its own section. A section name
+# alone renames all of its keys.
+RENAMED_KEYS = {
+    "train.model": "train.recipe",
+    "train.initial_learning_rate": "tutorial.initial_learning_rate",
+    "train.learning_rate_decay_factor": "tutorial.learning_rate_decay_factor",
+    "train.epochs_per_decay": "tutorial.epochs_per_decay",
+    "train.weight_decay": "tutorial.weight_decay",
+    "resnet": "fast",
+}
+# Values an old key took that are named otherwise under the new one.
+RENAMED_VALUES = {"train.model": {"cnn": "tutorial", "resnet": "fast"}}
+
+log = logging.getLogger(__name__)
+
+
+class ConfigError(ValueError):
+    """A configuration the appliance refuses to start with. str() is the whole message."""
+
+
+class Setting:
+    """A value together with where it came from, so that errors can say where to fix it, and the
+    text it was read from when it came as text (a variable, --set)."""
+
+    def __init__(self, value: Any, origin: str, text: str | None = None):
+        self.value = value
+        self.origin = origin
+        self.text = text
+
+
+def read_yaml_file(path: Path, sections) -> dict[str, dict[str, Setting]]:
+    """A YAML file's settings; `sections` are those a config may have."""
+    if not path.exists():
+        raise ConfigError(f"{path}: config file not found")
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a directory, expected a YAML config file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not a text file ({error.reason} at byte {error.start})") from None
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read: {error.strerror}") from None
+    try:
+        document = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        if mark:
+            where = f"line {mark.line + 1}, column {mark.column + 1}"
+        else:  # a character YAML refuses (a control character) has a position, not a mark
+            where = f"line {text.count(chr(10), 0, getattr(error, 'position', 0)) + 1}"
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        # Where the thing it was reading began: an unclosed quote is found only at the end.
+        context, context_mark = getattr(error, "context", None), getattr(error, "context_mark", None)
+        if context and context_mark and context_mark.line != getattr(mark, "line", None):
+            problem += f" ({context} that starts on line {context_mark.line + 1})"
+        raise ConfigError(f"{path}: {where}: invalid YAML: {problem}") from None
+    if document is None:
+        raise ConfigError(f"{path}: the file is empty; expected sections such as 'train:'")
+    if not isinstance(document, yaml.MappingNode):
+        raise ConfigError(f"{path}: line {document.start_mark.line + 1}: expected a mapping of "
+                          f"sections ({', '.join(sections)})")
+    raw: dict[str, dict[str, Setting]] = {}
+    section_origins: dict[str, str] = {}
+    for section_node, keys_node in document.value:
+        section = _scalar_key(path, section_node)
+        origin = f"{path}: line {section_node.start_mark.line + 1}"
+        if section == SWEEP:
+            raw[SWEEP] = {"entries": Setting(_sweep_entries(path, text, keys_node), origin)}
+            continue
+        check_section(RENAMED_KEYS.get(section, section), sections, origin)
+        # YAML would quietly keep only the last of two same keys: the other edit would be lost.
+        if section in section_origins:
+            raise ConfigError(f"{origin}: section '{section}' appears twice (first at "
+                              f"{section_origins[section]}); put its keys under one '{section}:'")
+        section_origins[section] = f"line {section_node.start_mark.line + 1}"
+        if not isinstance(keys_node, yaml.MappingNode):
+            raise ConfigError(f"{origin}: section '{section}' must be a mapping of keys")
+        settings = raw.setdefault(section, {})
+        for key_node, value_node in keys_node.value:
+            key = _scalar_key(path, key_node)
+            key_origin = f"{path}: line {key_node.start_mark.line + 1}"
+            if key in settings:
+                raise ConfigError(f"{key_origin}: '{section}.{key}' is set twice (first at "
+                                  f"{settings[key].origin.rsplit(': ', 1)[-1]}); keep one")
+            value = yaml.SafeLoader(text).construct_object(value_node, deep=True)
+            settings[key] = Setting(value, key_origin)
+    return raw
+
+
+def _sweep_entries(path: Path, text: str, node: yaml.Node) -> list[dict]:
+    """The sweep's entries as written: each {"run": Setting, "set": {dotted key: Setting}}."""
+    def line(of: yaml.Node) -> str:
+        return f"{path}: line {of.start_mark.line + 1}"
+
+    if not isinstance(node, yaml.SequenceNode):
+        raise ConfigError(f"{line(node)}: '{SWEEP}' must be a list of runs, each '- run: NAME' "
+                          f"with 'set:' and the keys it changes")
+    entries = []
+    for item in node.value:
+        if not isinstance(item, yaml.MappingNode):
+            raise ConfigError(f"{line(item)}: a sweep entry must be 'run: NAME' and 'set:'")
+        entry = {"run": None, "set": {}, "origin": line(item)}
+        for key_node, value_node in item.value:
+            key = _scalar_key(path, key_node)
+            if key == "run":
+                value = yaml.SafeLoader(text).construct_object(value_node, deep=True)
+                entry["run"] = Setting(value, line(key_node))
+            elif key == "set" and isinstance(value_node, yaml.MappingNode):
+                for setting_node, setting_value in value_node.value:
+                    dotted = _scalar_key(path, setting_node)
+                    value = yaml.SafeLoader(text).construct_object(setting_value, deep=True)
+                    entry["set"][dotted] = Setting(value, line(setting_node))
+            elif key == "set":
+                raise ConfigError(f"{line(key_node)}: 'set:' takes the keys the run changes, "
+                                  f"as section.key: value")
+            else:
+                raise ConfigError(f"{line(key_node)}: unknown key '{key}' in a sweep entry "
+                                  f"(an entry has 'run' and 'set')")
+        if entry["run"] is None:
+            raise ConfigError(f"{entry['origin']}: a sweep entry without 'run:', its name")
+        entries.append(entry)
+    return entries
+
+
+def _scalar_key(path: Path, node: yaml.Node) -> str:
+    if not isinstance(node, yaml.ScalarNode):
+        raise ConfigError(f"{path}: line {node.start_mark.line + 1}: keys must be plain names")
+    return str(node.value)
+
+
+def environment_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, Setting]]:
+    raw: dict[str, dict[str, Setting]] = {}
+    for variable, text in environ.items():
+        if not variable.startswith(OVERRIDE_PREFIX) or variable == CONFIG_FILE_VARIABLE:
+            continue
+        section, _, key = variable[len(OVERRIDE_PREFIX):].lower().partition("_")
+        origin = f"environment variable {variable}"
+        if not key:
+            raise ConfigError(f"{origin}: expected {OVERRIDE_PREFIX}<SECTION>_<KEY>")
+        _refuse_sweep_outside_a_file(section, origin)
+        raw.setdefault(section, {})[key] = Setting(_parse_scalar(text, origin), origin, text)
+    return raw
+
+
+def command_line_overrides(overrides: list[str]) -> dict[str, dict[str, Setting]]:
+    raw: dict[str, dict[str, Setting]] = {}
+    for override in overrides:
+        origin = f"--set {override}"
+        dotted_key, equals, text = override.partition("=")
+        section, dot, key = dotted_key.strip().partition(".")
+        if not equals or not dot or not section or not key:
+            raise ConfigError(f"{origin}: expected --set section.key=value")
+        _refuse_sweep_outside_a_file(section, origin)
+        raw.setdefault(section, {})[key] = Setting(_parse_scalar(text, origin), origin, text)
+    return raw
+
+
+def renamed(layer: dict[str, dict[str, Setting]]) -> dict[str, dict[str, Setting]]:
+    """The layer with each renamed key under its new name, and a warning for each."""
+    moved: dict[str, dict[str, Setting]] = {}
+    for section, settings in layer.items():
+        for key, setting in settings.items():
+            old = f"{section}.{key}"
+            new = RENAMED_KEYS.get(old) or (f"{RENAMED_KEYS[section]}.{key}"
+                                            if section in RENAMED_KEYS else old)
+            if new != old:
+                value = setting.value
+                if isinstance(value, str):
+                    value = RENAMED_VALUES.get(old, {}).get(value, value)
+                setting = Setting(value, setting.origin, setting.text)
+                log.warning(f"{setting.origin}: '{old}' is now called '{new}' (write "
+                            f"{_how_to_write(new, value, setting.origin)}); the old name still "
+                            f"works in this release only")
+            new_section, new_key = new.split(".")
+            if new_key in moved.get(new_section, {}):
+                raise ConfigError(f"{setting.origin}: '{new}' is set twice, once under an old "
+                                  f"name (also at {moved[new_section][new_key].origin}); "
+                                  f"keep one")
+            moved.setdefault(new_section, {})[new_key] = setting
+    return moved
+
+
+def _how_to_write(dotted_key: str, value: Any, origin: str) -> str:
+    """The setting as the user would write it now, where they wrote it."""
+    text = yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+    if origin.startswith("environment variable"):
+        return f"{OVERRIDE_PREFIX}{dotted_key.replace('.', '_').upper()}={text}"
+    if origin.startswith("--set"):
+        return f"--set {dotted_key}={text}"
+    section, key = dotted_key.split(".")
+    return f"'{key}: {text}' under '{section}:'"
+
+
+def _refuse_sweep_outside_a_file(section: str, origin: str) -> None:
+    if section == SWEEP:
+        raise ConfigError(f"{origin}: a sweep is a list of runs, given in a config file only")
+
+
+def _parse_scalar(text: str, origin: str) -> Any:
+    try:
+        return yaml.safe_load(text) if text.strip() else text
+    except yaml.YAMLError:
+        raise ConfigError(f"{origin}: cannot read the value {text!r}") from None
+
+
+def merge(base: dict, overlay: dict) -> None:
+    for section, keys in overlay.items():
+        base.setdefault(section, {}).update(keys)
+
+
+def did_you_mean(word: str, candidates, prefix: str = "") -> str:
+    close = difflib.get_close_matches(word, list(candidates), n=1)
+    return f" (did you mean '{prefix}{close[0]}'?)" if close else ""
+
+
+def check_section(section: str, sections, origin: str) -> None:
+    if section not in sections:
+        raise ConfigError(f"{origin}: unknown section '{section}'{did_you_mean(section, sections)}"
+                          f"; sections are {', '.join(sections)}")

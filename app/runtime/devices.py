@@ -1,0 +1,154 @@
+"""How a process uses the machine: which devices, how many CPU threads, and GPU memory that it
+shares with its neighbours; and one line that says what it computes on.
+
+Train and eval run side by side on one GPU. By default TensorFlow maps nearly all of a GPU's memory
+into the first process that touches it, so both turn on memory growth, and eval can be capped.
+Must run before TensorFlow executes its first op.
+
+A container given GPUs that TensorFlow cannot use would otherwise train on the CPU, a hundred times
+slower, saying nothing but a cuInit line: `configure` refuses that unless the config asks for
+the CPU (train.device / eval.device: cpu).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import tensorflow as tf
+
+from app.exit_codes import ExitCode
+
+# What the NVIDIA Container Toolkit reads to hand GPUs to a container (--gpus, Compose's
+# `deploy.resources.reservations.devices`); these values hand none.
+NVIDIA_VISIBLE_DEVICES = "NVIDIA_VISIBLE_DEVICES"
+NO_GPUS = {"", "void", "none"}
+
+
+class GpusNotSeen(Exception):
+    """The container was given GPUs and TensorFlow sees none of them."""
+    exit_code = ExitCode.BAD_INPUT
+
+
+def configure(threads: int = 0, device: str = "auto", gpu_memory_limit_mb: int = 0,
+              config_key: str = "train.device") -> list:
+    """Sets the process up; returns the GPUs it will use (empty on the CPU). Raises GpusNotSeen
+    when GPUs were given but TensorFlow sees none and `device` is not `cpu`."""
+    if threads:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    if device == "cpu":
+        tf.config.set_visible_devices([], "GPU")
+        return []
+    gpus = tf.config.list_physical_devices("GPU")
+    given = gpus_given()
+    if not gpus and (given or device == "gpu"):
+        raise GpusNotSeen(_why_no_gpu(given, config_key))
+    for gpu in gpus:
+        if gpu_memory_limit_mb:
+            # A capped virtual device; TensorFlow refuses memory growth together with it.
+            tf.config.set_logical_device_configuration(
+                gpu, [tf.config.LogicalDeviceConfiguration(memory_limit=gpu_memory_limit_mb)])
+        else:
+            tf.config.experimental.set_memory_growth(gpu, True)
+    return gpus
+
+
+def gpus_given() -> str | None:
+    """What the container was given GPUs by (the variable, or its device nodes); None if none."""
+    value = os.environ.get(NVIDIA_VISIBLE_DEVICES)
+    if value is not None and value.strip().lower() not in NO_GPUS:
+        return f"{NVIDIA_VISIBLE_DEVICES}={value}"
+    if list(Path("/dev").glob("nvidia[0-9]*")):
+        return "/dev/nvidia* device nodes"
+    return None
+
+
+def _why_no_gpu(given: str | None, config_key: str) -> str:
+    build = tf.sysconfig.get_build_info()
+    if not build.get("is_cuda_build"):
+        cause = ("this TensorFlow has no CUDA support at all: the image (or venv) is the CPU "
+                 "flavor (TF_PACKAGE=tensorflow-cpu); build the GPU one, TF_PACKAGE="
+                 "'tensorflow[and-cuda]'")
+    else:
+        cause = (f"likely causes: the NVIDIA Container Toolkit is missing or not set up for this "
+                 f"engine (then `docker run --gpus all` fails at once with 'could not select "
+                 f"device driver \"\" with capabilities: [[gpu]]', Compose with the same naming "
+                 f"\"nvidia\"); the host's NVIDIA driver is older than TensorFlow "
+                 f"{tf.__version__}'s CUDA {build.get('cuda_version', '?')} needs (`nvidia-smi` "
+                 f"on the host shows the driver and the newest CUDA it supports; TensorFlow's "
+                 f"line 'failed call to cuInit' above says so too); or {NVIDIA_VISIBLE_DEVICES} "
+                 f"names devices this host does not have")
+    told = f"the container was given GPUs ({given})" if given else f"{config_key} is gpu"
+    return (f"{told}, but TensorFlow sees none: {cause}. To compute on the CPU on purpose, set "
+            f"{config_key}: cpu (environment: CIFAR10_{config_key.replace('.', '_').upper()}=cpu)")
+
+
+def describe(gpus: list) -> str:
+    """What this process computes on, in one line: each GPU's name, memory and compute
+    capability, and the CUDA and cuDNN TensorFlow was built with; or the CPU."""
+    build = tf.sysconfig.get_build_info()
+    if not gpus:
+        cores = len(os.sched_getaffinity(0))
+        extras = ", bfloat16 instructions" if _cpu_has_bfloat16() else ""
+        return f"the CPU ({cores} cores{extras}), TensorFlow {tf.__version__}"
+    memory = _usable_memory_by_gpu()
+    described = []
+    for index, gpu in enumerate(gpus):
+        details = tf.config.experimental.get_device_details(gpu)
+        capability = ".".join(map(str, details.get("compute_capability", ("?",))))
+        size = f"{memory[index] / 2**30:.1f} GiB, " if index < len(memory) else ""
+        described.append(f"{details.get('device_name', gpu.name)} ({size}compute capability "
+                         f"{capability})")
+    return (f"{len(gpus)} GPU{'s' if len(gpus) > 1 else ''}: {'; '.join(described)}; "
+            f"TensorFlow {tf.__version__} built with CUDA {build.get('cuda_version', '?')} and "
+            f"cuDNN {build.get('cudnn_version', '?')}")
+
+
+def _usable_memory_by_gpu() -> list[int]:
+    """The memory TensorFlow may use on each GPU, in bytes (its device list knows it; the public
+    API only after the first allocation)."""
+    from tensorflow.python.client import device_lib
+
+    return [device.memory_limit for device in device_lib.list_local_devices()
+            if device.device_type == "GPU"]
+
+
+def mixed_precision_policy(setting: str, bfloat16_is_safe: bool) -> str:
+    """The Keras dtype policy for train.mixed_precision (see app/config/defaults.yaml).
+
+    Only bfloat16: it has float32's range, so it needs no loss scaling. `auto` takes it where the
+    hardware has it (GPUs from Ampere on, CPUs with bfloat16 instructions) and the recipe is safe
+    in it: the fast recipe's batch norm is; the tutorial CNN at its learning rate of 0.1 was seen
+    to diverge in bfloat16 on the synthetic set (loss 2e8 at step 300), so it stays in float32."""
+    if setting == "auto":
+        if not bfloat16_is_safe:
+            return "float32"
+        gpus = tf.config.list_physical_devices("GPU")
+        if gpus:
+            capability = tf.config.experimental.get_device_details(gpus[0]).get(
+                "compute_capability", (0, 0))
+            return "mixed_bfloat16" if capability >= (8, 0) else "float32"
+        # oneDNN's bfloat16 convolutions trained the tutorial CNN 1.6x faster than float32 on a
+        # Zen 5 (bench/lrn.py).
+        return "mixed_bfloat16" if _cpu_has_bfloat16() else "float32"
+    return {"float32": "float32", "bfloat16": "mixed_bfloat16"}[setting]
+
+
+def _cpu_has_bfloat16() -> bool:
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            flags = next(line for line in cpuinfo if line.startswith("flags")).split()
+    except (OSError, StopIteration):
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def describe_precision(policy: str) -> str:
+    return ("computing in bfloat16 (the weights in float32)" if policy == "mixed_bfloat16"
+            else "computing in float32")
+
+
+def use_xla(setting: str) -> bool:
+    if setting == "auto":
+        return bool(tf.config.list_physical_devices("GPU"))
+    return setting == "enabled"

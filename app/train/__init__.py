@@ -1,0 +1,1 @@
+"""Training: the trainer, how it spreads over devices and machines, and the sweep."""

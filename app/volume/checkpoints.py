@@ -1,0 +1,225 @@
+"""Checkpoints on the volume: how they are named, which there are, and how they are saved and
+restored so that none is ever lost or left half-written.
+
+    <folder>/model.ckpt-<global step>.index, .data-00000-of-00001   one checkpoint
+    <folder>/checkpoint        the state file: every kept checkpoint, the newest last (TensorFlow's)
+
+The trainer saves through tf.train.CheckpointManager, which writes a checkpoint's files first and
+the state file last, and rotates the oldest away; eval and the trainer find checkpoints through the
+state file alone, so a save cut short is never read. The paths the state file records are taken
+for their names only: the volume may have been mounted elsewhere when they were written. Finding
+them needs no TensorFlow (`python -m app report` answers in a moment); saving and restoring do.
+
+A disk that fills up is waited out, not given up on (`with_room_on_disk`): a program that exits
+would be restarted by supervisord at once, again and again, while the disk stays full.
+"""
+from __future__ import annotations
+
+import errno
+import logging
+import re
+import shutil
+import time
+from pathlib import Path
+from typing import Callable, TypeVar
+
+from app.exit_codes import ExitCode
+from app.runtime.logs import duration
+
+CHECKPOINT_NAME = "model.ckpt"
+STATE_FILE = "checkpoint"
+# Once a write failed for want of space, it is tried again as soon as this much was freed, and
+# at least this often (in case space is freed elsewhere, on a quota).
+DISK_ROOM_WORTH_A_TRY = 1 << 20
+DISK_FULL_RETRY_SECS = 60
+
+log = logging.getLogger(__name__)
+Result = TypeVar("Result")
+
+
+class CheckpointsDoNotFit(Exception):
+    """The folder holds checkpoints but none restores into this model: another recipe or config
+    made them. Starting from step 0 would save over them and rotate that run away."""
+    exit_code = ExitCode.BAD_INPUT
+
+
+class StoppedWhileDiskFull(Exception):
+    """A stop was requested while a write waited for room on a full disk."""
+
+
+# -- names ------------------------------------------------------------------------------------
+
+def path_of(folder: Path, step: int) -> Path:
+    """The checkpoint's prefix: its files are this plus `.index` and `.data-*`."""
+    return Path(folder) / f"{CHECKPOINT_NAME}-{step}"
+
+
+def step_of(path) -> int:
+    return int(str(path).rsplit("-", 1)[1])
+
+
+def listed(folder: Path) -> list[Path]:
+    """The checkpoints the state file lists, oldest first."""
+    try:
+        state = (Path(folder) / STATE_FILE).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return []
+    # The state file is a text protocol buffer (CheckpointState) of quoted paths.
+    names = {Path(path).name for path in re.findall(
+        r'^all_model_checkpoint_paths:\s*"(.*)"\s*$', state, re.MULTILINE)}
+    return sorted((Path(folder) / name for name in names if _is_checkpoint_name(name)),
+                  key=step_of)
+
+
+def _is_checkpoint_name(name: str) -> bool:
+    return re.fullmatch(rf"{re.escape(CHECKPOINT_NAME)}-\d+", name) is not None
+
+
+def newest(folder: Path) -> Path | None:
+    checkpoints = listed(folder)
+    return checkpoints[-1] if checkpoints else None
+
+
+def newest_name(folder: Path) -> str:
+    """For messages: `model.ckpt-1200`, or `none yet`."""
+    found = newest(folder)
+    return found.name if found else "none yet"
+
+
+# -- restoring and saving ---------------------------------------------------------------------
+
+def restore_newest_that_fits(checkpoint, folder: Path,
+                             what_it_holds: str) -> Path | None:
+    """Restores the newest listed checkpoint that restores into `checkpoint`, newest first (a save
+    cut short must not keep the run from resuming from the one before); None when there is none.
+    Raises CheckpointsDoNotFit when there are some but none fits; `what_it_holds` then names what
+    they were expected to hold (e.g. "the tutorial recipe's model")."""
+    import tensorflow as tf
+
+    checkpoints = listed(folder)
+    newest_reason = None
+    for path in reversed(checkpoints):
+        try:
+            checkpoint.restore(str(path)).assert_existing_objects_matched()
+        except (tf.errors.OpError, ValueError, AssertionError) as error:
+            log.info(f"cannot restore {path} ({type(error).__name__}: {error}); trying an older "
+                     f"checkpoint")
+            if newest_reason is None:
+                newest_reason = str(error).strip().splitlines()[0][:200].rstrip(".")
+            continue
+        return path
+    if checkpoints:
+        raise CheckpointsDoNotFit(
+            f"none of the {len(checkpoints)} checkpoints in {folder} restores into "
+            f"{what_it_holds}; the newest: {newest_reason}")
+    return None
+
+
+def remove_unfinished_saves(folder: Path) -> list[str]:
+    """Removes what saves cut short left: TensorFlow's `_temp` folders, and the files of any
+    checkpoint newer than the newest listed one (a kill between a save's files and the state
+    file). Never a listed checkpoint, nor an older unlisted one (a user may have kept it).
+    Returns the names of what it removed."""
+    newest_listed = newest(folder)
+    newest_step = step_of(newest_listed) if newest_listed else None
+    removed = []
+    for path in sorted(Path(folder).glob(f"{CHECKPOINT_NAME}-*")):
+        match = re.fullmatch(rf"{re.escape(CHECKPOINT_NAME)}-(\d+)(_temp.*|\.index|\.data-.*)",
+                             path.name)
+        if not match:
+            continue
+        unfinished = match.group(2).startswith("_temp")
+        unlisted_and_newer = newest_step is not None and int(match.group(1)) > newest_step
+        if unfinished or unlisted_and_newer:
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+            removed.append(path.name)
+    return removed
+
+
+class Saver:
+    """Saves numbered checkpoints into a folder and keeps the newest `keep`; a save that fails
+    leaves no part of itself behind."""
+
+    def __init__(self, checkpoint, folder: Path, keep: int):
+        import tensorflow as tf
+
+        self.folder = Path(folder)
+        self.manager = tf.train.CheckpointManager(checkpoint, str(folder), max_to_keep=keep,
+                                                  checkpoint_name=CHECKPOINT_NAME)
+
+    def has_saved(self, step: int) -> bool:
+        return self.manager.latest_checkpoint == str(path_of(self.folder, step))
+
+    def save(self, step: int) -> None:
+        """Writes the checkpoint of `step`, unless it is the newest already. Raises what the
+        write raised (a tf.errors.OpError or OSError) after removing what it left."""
+        import tensorflow as tf
+
+        if self.has_saved(step):
+            return
+        try:
+            self.manager.save(checkpoint_number=step)
+        except (tf.errors.OpError, OSError):
+            # Half a checkpoint is never listed, never rotated away: it would only hold on to
+            # the space that a full disk lacks.
+            for partial in self.folder.glob(f"{CHECKPOINT_NAME}-{step}[._]*"):
+                if partial.is_dir():
+                    shutil.rmtree(partial, ignore_errors=True)
+                else:
+                    partial.unlink(missing_ok=True)
+            raise
+
+
+# -- a full disk ------------------------------------------------------------------------------
+
+def with_room_on_disk(write: Callable[[], Result], folder: Path, what: str, meanwhile: str,
+                      stop_requested: Callable[[], bool] = lambda: False) -> Result:
+    """Returns write(). While that fails because the disk of `folder` is full, says so once
+    (`what` could not be done; `meanwhile` says what happens in the meantime) and tries again as
+    soon as space is freed, or every DISK_FULL_RETRY_SECS. Raises StoppedWhileDiskFull when
+    stop_requested() turns true while it waits; any other error at once."""
+    import tensorflow as tf
+
+    waiting_since = None
+    while True:
+        try:
+            result = write()
+        except (tf.errors.OpError, OSError) as error:
+            if not is_disk_full(error):
+                raise
+            if stop_requested():
+                raise StoppedWhileDiskFull(
+                    f"stopped while the disk of {folder} was full, unable to {what}") from None
+            if waiting_since is None:
+                waiting_since = time.monotonic()
+                log.info(f"disk full: cannot {what}: no space left in {folder}. {meanwhile}")
+            _wait_for_room(folder, stop_requested)
+            continue
+        if waiting_since is not None:
+            log.info(f"disk has room again after {duration(time.monotonic() - waiting_since)}: "
+                     f"going on")
+        return result
+
+
+def is_disk_full(error: Exception) -> bool:
+    if isinstance(error, OSError):
+        return error.errno in (errno.ENOSPC, errno.EDQUOT)
+    # TensorFlow's file system errors carry the OS's words, not its errno.
+    message = getattr(error, "message", "")
+    return "No space left on device" in message or "Disk quota exceeded" in message
+
+
+def _wait_for_room(folder: Path, stop_requested: Callable[[], bool]) -> None:
+    free_then = _free_bytes(folder)
+    deadline = time.monotonic() + DISK_FULL_RETRY_SECS
+    while (time.monotonic() < deadline and not stop_requested()
+           and _free_bytes(folder) < free_then + DISK_ROOM_WORTH_A_TRY):
+        time.sleep(0.5)
+
+
+def _free_bytes(folder: Path) -> int:
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return 0
+

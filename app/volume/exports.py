@@ -1,0 +1,125 @@
+"""A run's best model so far, as TensorFlow Serving loads it: <run>/export/<version>/.
+
+    <run>/export/                 a model base path for TensorFlow Serving
+      1200/                       a SavedModel: saved_model.pb, variables/, assets/
+        assets/class_names.txt    the ten class names, one a line, in the model's column order
+        assets/evaluation.json    the evaluation that made it the best (step, precision_at_1, ...)
+      3400/                       a better one: each version is its checkpoint's global step
+      best/                       an export from before versions, still read by predict
+
+Eval exports whenever an evaluation beats the newest export: a higher precision @ 1, or the same
+precision with a lower loss. What it exports are the weights it has just measured (the moving
+averages by default, eval.use_moving_averages) in the module eval measures through
+(app/model/serving.py), so the export classifies exactly as eval counted. A later version is always
+a better model, so TensorFlow Serving, which serves the highest version it finds, serves the best
+model as soon as it is written; the newest `eval.keep_exports` versions are kept.
+
+A SavedModel needs neither this package nor Keras to load (tf.saved_model.load, or Serving). Each
+is written to a staging folder (a name Serving ignores) and renamed into place: a version folder is
+always one complete export. Finding exports needs no TensorFlow.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from app.data import cifar10
+from app.volume.results import goodness
+
+FOLDER = "export"
+LEGACY_BEST = "best"
+ASSETS = "assets"
+EVALUATION_FILE = "evaluation.json"
+CLASS_NAMES_FILE = "class_names.txt"
+STAGING_PREFIX = ".staging-"
+LEGACY_PREVIOUS = ".previous"
+SIGNATURES = ("serving_default", "classify_pixels")
+
+
+def folder(run_folder) -> Path:
+    return Path(run_folder) / FOLDER
+
+
+def versions(run_folder) -> list[int]:
+    """The versions exported, oldest first."""
+    root = folder(run_folder)
+    if not root.is_dir():
+        return []
+    return sorted(int(path.name) for path in root.iterdir()
+                  if path.name.isdigit() and (path / "saved_model.pb").is_file())
+
+
+def newest(run_folder) -> Path | None:
+    """The best export: the newest version, else an export from before versions."""
+    found = versions(run_folder)
+    if found:
+        return folder(run_folder) / str(found[-1])
+    legacy = folder(run_folder) / LEGACY_BEST
+    return legacy if (legacy / "saved_model.pb").is_file() else None
+
+
+def evaluation_of(export_folder: Path) -> dict | None:
+    """The evaluation that made `export_folder` the best, or None when it is unknown."""
+    for path in (export_folder / ASSETS / EVALUATION_FILE, export_folder / EVALUATION_FILE):
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            continue
+    return None
+
+
+def exported_evaluation(run_folder) -> dict | None:
+    """The evaluation behind the run's best export, or None when nothing is exported."""
+    best = newest(run_folder)
+    return evaluation_of(best) if best else None
+
+
+def improves_on_export(result: dict, run_folder) -> bool:
+    exported = exported_evaluation(run_folder)
+    return exported is None or goodness(result) > goodness(exported)
+
+
+def export(classifier, result: dict, run_folder, keep: int) -> Path:
+    """Writes the classifier, its variables as they are now, as the version of result's step,
+    and lets go of all but the newest `keep` versions. Raises OSError or a tf.errors.OpError when
+    it cannot; the versions there are stay as they were."""
+    import tensorflow as tf
+
+    root = folder(run_folder)
+    root.mkdir(parents=True, exist_ok=True)
+    staging = root / f"{STAGING_PREFIX}{os.getpid()}"
+    target = root / str(result["step"])
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        tf.saved_model.save(classifier, str(staging), signatures={
+            "serving_default": classifier.classify_files,
+            "classify_pixels": classifier.classify_pixels})
+        assets = staging / ASSETS
+        assets.mkdir(exist_ok=True)
+        (assets / CLASS_NAMES_FILE).write_text("\n".join(cifar10.CLASS_NAMES) + "\n",
+                                               encoding="utf-8")
+        (assets / EVALUATION_FILE).write_text(json.dumps(result, indent=2) + "\n",
+                                              encoding="utf-8")
+        shutil.rmtree(target, ignore_errors=True)  # the same step exported before a kill
+        os.replace(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    for version in versions(run_folder)[:-keep]:
+        shutil.rmtree(root / str(version), ignore_errors=True)
+    return target
+
+
+def recover(run_folder) -> None:
+    """Clears unfinished staging folders, and puts back an export from before versions that a
+    kill left stepped aside."""
+    root = folder(run_folder)
+    if not root.is_dir():
+        return
+    previous, best = root / LEGACY_PREVIOUS, root / LEGACY_BEST
+    if previous.is_dir() and not best.exists():
+        os.replace(previous, best)
+    for leftover in root.iterdir():
+        if leftover.name.startswith(STAGING_PREFIX) or leftover.name == LEGACY_PREVIOUS:
+            shutil.rmtree(leftover, ignore_errors=True)
