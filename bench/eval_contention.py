@@ -39,7 +39,8 @@ EVAL_START_TIMEOUT = 300
 SETTINGS = {
     "data": {"source": "synthetic", "synthetic_train_examples": 10_000,
              "synthetic_test_examples": 10_000},
-    "train": {"max_steps": 1_000_000, "checkpoint_every_steps": 100, "log_every_steps": 5},
+    "train": {"max_steps": 1_000_000},
+    "runtime": {"checkpoint_every_steps": 100, "log_every_steps": 5},
     "eval": {"interval_secs": 1, "num_examples": 10_000},
 }
 
@@ -96,7 +97,7 @@ def measure(config_file: Path, rounds: int, window: float, log_file: Path,
     batch_size = configuration.load(str(config_file), environ={}).train.batch_size
     print(machine.headline(machine.describe()))
     print(f"trainer: batch {batch_size}, a checkpoint every "
-          f"{SETTINGS['train']['checkpoint_every_steps']} steps; eval: every "
+          f"{SETTINGS['runtime']['checkpoint_every_steps']} steps; eval: every "
           f"{SETTINGS['eval']['interval_secs']} s over {SETTINGS['eval']['num_examples']:,} "
           f"images, default threads, niceness {eval_niceness}; {rounds} rounds of {window:g} s "
           f"with eval running + {window:g} s with eval paused\n")

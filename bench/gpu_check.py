@@ -4,7 +4,7 @@
 
 1. Speed: for every recipe of app.recipes.RECIPES, the real Trainer (its pipeline, train_step and
    summary cadence) in float32 and in mixed precision (bfloat16), each without and with XLA,
-   through the config keys train.mixed_precision and train.xla. Images per second, and the
+   through the config keys train.mixed_precision and runtime.xla. Images per second, and the
    GPU memory the configuration peaked at.
 2. Together: a real `python -m app train` and `python -m app eval` share the one GPU for
    --together-secs seconds (full-size synthetic set, a checkpoint every 200 steps or 10 s, so
@@ -30,7 +30,7 @@ WARMUP_STEPS = 12           # step 0 traces the summary graph; XLA compiles on t
 OUT_OF_MEMORY = re.compile(r"OOM|out of memory|RESOURCE_EXHAUSTED|ResourceExhausted", re.I)
 
 
-# How each configuration is called here, and its train.mixed_precision / train.xla value.
+# How each configuration is called here, and its train.mixed_precision / runtime.xla value.
 PRECISIONS = {"float32": "float32", "mixed bfloat16": "bfloat16"}
 XLA_SETTINGS = {"XLA off": "disabled", "XLA on": "enabled"}
 
@@ -50,7 +50,7 @@ def speed_matrix(recipes: list[str], seconds: float, folder: Path) -> list[dict]
         config = configuration.load(overrides=[
             f"paths.train_dir={run_dir}", f"paths.data_dir={folder}/data",
             "data.source=synthetic", f"train.recipe={recipe}",
-            f"train.mixed_precision={precision_key}", f"train.xla={xla_key}"], environ={})
+            f"train.mixed_precision={precision_key}", f"runtime.xla={xla_key}"], environ={})
         row = {"recipe": recipe, "precision": precision, "xla": xla,
                "batch_size": config.train.batch_size}
         try:
@@ -104,8 +104,9 @@ def train_and_eval_together(seconds: float, folder: Path) -> dict:
     settings = {
         "data": {"source": "synthetic", "synthetic_train_examples": 50_000,
                  "synthetic_test_examples": 10_000},
-        "train": {"max_steps": 10_000_000, "checkpoint_every_steps": 200,
-                  "checkpoint_every_secs": 10, "log_every_steps": 50},
+        "train": {"max_steps": 10_000_000},
+        "runtime": {"checkpoint_every_steps": 200, "checkpoint_every_secs": 10,
+                    "log_every_steps": 50},
         "eval": {"interval_secs": 2, "num_examples": 10_000},
     }
     folder.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,7 @@ class Call:
 class OurTrainer:
     def __init__(self, trainer: Trainer):
         self.trainer = trainer
-        self.train = trainer.config.train
+        self.config = trainer.config
         self.batches = iter(trainer.dataset)
         self.step = 0
         self.secs_per_step = None  # the pace the loop measures on its calls of several steps
@@ -46,8 +46,8 @@ class OurTrainer:
 
     def _call(self, end: int) -> Call:
         started = time.perf_counter()
-        summary = summary_due(self.train, self.step)
-        steps = 1 if summary else min(steps_to_run(self.train, self.step, self.secs_per_step),
+        summary = summary_due(self.config, self.step)
+        steps = 1 if summary else min(steps_to_run(self.config, self.step, self.secs_per_step),
                                       end - self.step)
         if steps == 1:
             images, labels = next(self.batches)

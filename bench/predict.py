@@ -50,7 +50,7 @@ def main() -> int:
             "data.synthetic_test_examples": 1000, "eval.num_examples": 1000,
             "eval.interval_secs": 1, "train.recipe": arguments.recipe, "fast.width": 16,
             "train.max_steps": 300, "train.batch_size": 64,
-            "train.checkpoint_every_steps": 100}.items()]
+            "runtime.checkpoint_every_steps": 100}.items()]
         run_app("train", settings=settings)
         run_app("eval", "--until-done", settings=settings)
         images = write_images(root)

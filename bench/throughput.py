@@ -197,7 +197,7 @@ def main() -> int:
                         help="alternating ours/keras/matmul rounds (default 20)")
     parser.add_argument("--window-steps", type=int, default=20,
                         help="steps per window (default 20); rounds x window-steps should be a "
-                             "multiple of train.summary_every_steps, so that ours does its "
+                             "multiple of runtime.summary_every_steps, so that ours does its "
                              "share of summary steps")
     parser.add_argument("--batch-size", type=int, default=0,
                         help="default: train.batch_size from app/config/defaults.yaml")
@@ -231,7 +231,7 @@ def measure(config, rounds: int, window_steps: int) -> dict:
     print(machine.headline(machine.describe()))
     print(f"{config.train.recipe}, batch {batch_size}, {len(labels):,} synthetic images, "
           f"{flops_per_image / 1e6:.1f} MFLOP to train on one image; summaries every "
-          f"{config.train.summary_every_steps} steps; {rounds} rounds of {window_steps} steps "
+          f"{config.runtime.summary_every_steps} steps; {rounds} rounds of {window_steps} steps "
           f"each, alternating\n")
 
     ours.run(WARMUP_STEPS)  # step 0 is a summary step: both of our graphs are traced here
@@ -288,7 +288,7 @@ def measure(config, rounds: int, window_steps: int) -> dict:
         "benchmark": "throughput",
         "machine": machine.describe(),
         "recipe": config.train.recipe, "batch_size": batch_size,
-        "train_examples": len(labels), "summary_every_steps": config.train.summary_every_steps,
+        "train_examples": len(labels), "summary_every_steps": config.runtime.summary_every_steps,
         "rounds": rounds, "window_steps": window_steps,
         "training_mflop_per_image": flops_per_image / 1e6,
         "ours_img_per_s": ours_rate,

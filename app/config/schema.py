@@ -76,21 +76,10 @@ class TrainConfig:
     max_steps: int = _field(minimum=1)
     batch_size: int = _field(minimum=1)
     moving_average_decay: float = _field(minimum=0.0, maximum=1.0)
-    checkpoint_every_steps: int = _field(minimum=0)
-    checkpoint_every_secs: float = _field(minimum=0.0)
-    keep_checkpoints: int = _field(minimum=1)
-    summary_every_steps: int = _field(minimum=1)
-    log_every_steps: int = _field(minimum=1)
-    steps_per_call: int = _field(minimum=0)
-    threads: int = _field(minimum=0)
     seed: int | None = _field(minimum=0)
-    device: str = _field(choices=("auto", "gpu", "cpu"))
-    strategy: str = _field(choices=("auto", "mirrored", "multi_worker"))
     scale_learning_rate: str = _field(choices=("linear", "none"))
-    cpu_devices: int = _field(minimum=1)
     # Words that YAML does not read as booleans (it would read on/off/yes/no so).
     mixed_precision: str = _field(choices=("auto", "float32", "bfloat16"))
-    xla: str = _field(choices=("auto", "enabled", "disabled"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,6 +101,21 @@ class FastConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class RuntimeConfig:
+    device: str = _field(choices=("auto", "gpu", "cpu"))
+    strategy: str = _field(choices=("auto", "mirrored", "multi_worker"))
+    threads: int = _field(minimum=0)
+    cpu_devices: int = _field(minimum=1)
+    xla: str = _field(choices=("auto", "enabled", "disabled"))
+    steps_per_call: int = _field(minimum=0)
+    checkpoint_every_steps: int = _field(minimum=0)
+    checkpoint_every_secs: float = _field(minimum=0.0)
+    keep_checkpoints: int = _field(minimum=1)
+    summary_every_steps: int = _field(minimum=1)
+    log_every_steps: int = _field(minimum=1)
+
+
+@dataclasses.dataclass(frozen=True)
 class EvalConfig:
     interval_secs: float = _field(minimum=0.0)
     num_examples: int = _field(minimum=1)
@@ -121,10 +125,18 @@ class EvalConfig:
     threads: int = _field(minimum=0)
     niceness: int = _field(minimum=0, maximum=19)
     gpu_memory_limit_mb: int = _field(minimum=0)
-    projector_examples: int = _field(minimum=0, maximum=10000)
-    projector_every_evals: int = _field(minimum=1)
-    export_best: bool = _field()
-    keep_exports: int = _field(minimum=1)
+
+
+@dataclasses.dataclass(frozen=True)
+class ProjectorConfig:
+    examples: int = _field(minimum=0, maximum=10000)
+    every_evals: int = _field(minimum=1)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportConfig:
+    best: bool = _field()
+    keep: int = _field(minimum=1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,7 +163,10 @@ class Config:
     train: TrainConfig
     tutorial: TutorialConfig
     fast: FastConfig
+    runtime: RuntimeConfig
     eval: EvalConfig
+    projector: ProjectorConfig
+    export: ExportConfig
     tensorboard: TensorBoardConfig
     sweep: tuple[SweepEntry, ...] = ()
 

@@ -20,9 +20,9 @@ CONFIG_FILE_VARIABLE = "CIFAR10_CONFIG"
 OVERRIDE_PREFIX = "CIFAR10_"
 SWEEP = "sweep"
 
-# Old name -> new name, for keys renamed in 0.2 so that each name says what it chooses: the
-# recipe (not only the model), and each recipe's own keys in its own section. A section name
-# alone renames all of its keys.
+# Old name -> new name, for keys renamed so that each name says what it chooses: the recipe (not
+# only the model), each recipe's own keys in its own section, and the machine's settings apart
+# from the hyperparameters. A section name alone renames all of its keys.
 RENAMED_KEYS = {
     "train.model": "train.recipe",
     "train.initial_learning_rate": "tutorial.initial_learning_rate",
@@ -30,6 +30,16 @@ RENAMED_KEYS = {
     "train.epochs_per_decay": "tutorial.epochs_per_decay",
     "train.weight_decay": "tutorial.weight_decay",
     "resnet": "fast",
+    # How the trainer runs on this machine, apart from what it learns.
+    **{f"train.{key}": f"runtime.{key}" for key in (
+        "device", "strategy", "threads", "cpu_devices", "xla", "steps_per_call",
+        "checkpoint_every_steps", "checkpoint_every_secs", "keep_checkpoints",
+        "summary_every_steps", "log_every_steps")},
+    # What eval writes beside its metrics, each in a section of its own.
+    "eval.projector_examples": "projector.examples",
+    "eval.projector_every_evals": "projector.every_evals",
+    "eval.export_best": "export.best",
+    "eval.keep_exports": "export.keep",
 }
 # Values an old key took that are named otherwise under the new one.
 RENAMED_VALUES = {"train.model": {"cnn": "tutorial", "resnet": "fast"}}

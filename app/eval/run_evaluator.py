@@ -7,7 +7,7 @@ centrally cropped to the size it trains on; the fast recipe also averages in eac
 image), and records precision @ 1 and the mean cross entropy at the checkpoint's global step: in
 TensorBoard, and as one JSON line in eval/results.jsonl, which is also its memory across restarts.
 The same pass gives a confusion matrix, precision and recall per class and a PR curve per class;
-every `eval.projector_every_evals`-th evaluation (and the one at the run's max_steps) places a
+every `projector.every_evals`-th evaluation (and the one at the run's max_steps) places a
 fixed sample of test images in the Projector (app/tensorboard/projector.py), and an evaluation that is the
 run's best so far is exported (app/volume/exports.py).
 
@@ -73,7 +73,7 @@ class RunEvaluation:
         self.writer = None
         self._with_room_on_disk(lambda: self._open_writer(self.newest_evaluated + 1),
                                 "open its event file")
-        if config.eval.export_best:
+        if config.export.best:
             exports.recover(self.run_folder)
 
     @property
@@ -148,7 +148,7 @@ class RunEvaluation:
             self._write_projector(step)
         # Exported before the result is recorded: should eval die in between, it evaluates this
         # checkpoint again after a restart and finds the export already there.
-        if self.config.eval.export_best:
+        if self.config.export.best:
             self._export_if_best(result)
         self._with_room_on_disk(lambda: append_result(self.eval_dir, result),
                                 f"record the result of step {step} in {RESULTS_FILE}")
@@ -231,7 +231,7 @@ class RunEvaluation:
     def _projector_due(self, step: int) -> bool:
         if not len(self.test_set.projector_images):
             return False
-        every = self.config.eval.projector_every_evals
+        every = self.config.projector.every_evals
         return self.evaluations_done % every == 0 or step >= self.max_steps
 
     def _write_projector(self, step: int) -> None:
@@ -255,7 +255,7 @@ class RunEvaluation:
         try:
             path = self._with_room_on_disk(
                 lambda: exports.export(self.classifier, result, self.run_folder,
-                                      keep=self.config.eval.keep_exports),
+                                      keep=self.config.export.keep),
                 f"export step {result['step']}")
         except (OSError, tf.errors.OpError) as error:
             self.say(f"could not export step {result['step']}: {error}; the previous export "

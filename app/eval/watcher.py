@@ -12,7 +12,7 @@ runs: a run started later (a second trainer on the same volume) is picked up at 
 A run that is done (its checkpoint at its max_steps evaluated, no trainer on it) is let go of,
 its model freed, so that eval's memory does not grow with the runs; should its trainer go on,
 eval picks it up again. Each evaluation costs the same however many runs there are: its pass over
-the test images, its events, a projector write every `eval.projector_every_evals`-th evaluation
+the test images, its events, a projector write every `projector.every_evals`-th evaluation
 and an export when it is the run's best; nothing is done across runs.
 
 `eval --once` evaluates the newest checkpoint of paths.run and exits; `eval --until-done` exits
@@ -46,8 +46,8 @@ class TestSet:
         self.images, self.labels = cifar10.load_split(batches, "test")
         self.num_examples = evaluation.num_examples
         self.batch_size = evaluation.batch_size
-        self.projector_images = self.images[:evaluation.projector_examples]
-        self.projector_labels = self.labels[:evaluation.projector_examples]
+        self.projector_images = self.images[:config.projector.examples]
+        self.projector_labels = self.labels[:config.projector.examples]
         self._datasets = {}
 
     def dataset(self, input_size: int):

@@ -7,7 +7,7 @@ Must run before TensorFlow executes its first op.
 
 A container given GPUs that TensorFlow cannot use would otherwise train on the CPU, a hundred times
 slower, saying nothing but a cuInit line: `configure` refuses that unless the config asks for
-the CPU (train.device / eval.device: cpu).
+the CPU (runtime.device / eval.device: cpu).
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ class GpusNotSeen(Exception):
 
 
 def configure(threads: int = 0, device: str = "auto", gpu_memory_limit_mb: int = 0,
-              config_key: str = "train.device") -> list:
+              config_key: str = "runtime.device") -> list:
     """Sets the process up; returns the GPUs it will use (empty on the CPU). Raises GpusNotSeen
     when GPUs were given but TensorFlow sees none and `device` is not `cpu`."""
     if threads:

@@ -24,11 +24,6 @@ import dataclasses
 import tensorflow as tf
 from tensorboard.plugins.hparams import api as hp
 
-# Keys of the train section that steer the bookkeeping, not what is learned.
-TRAIN_BOOKKEEPING = frozenset({"checkpoint_every_steps", "checkpoint_every_secs",
-                               "keep_checkpoints", "summary_every_steps", "log_every_steps",
-                               "steps_per_call", "threads", "device"})
-
 METRICS = (
     hp.Metric("precision @ 1", group="eval", display_name="precision @ 1 (eval)",
               dataset_type=hp.Metric.VALIDATION),
@@ -40,12 +35,11 @@ METRICS = (
 
 
 def hyperparameters(config) -> dict:
-    """What decides what the run learns, named as in --set (train.batch_size): every train key
-    but the bookkeeping ones, so that a new one shows up without a change here; the recipe's own
-    section (tutorial.initial_learning_rate, fast.width); the data it learns from, and how eval
-    measures it. Unset values (a null seed) are left out: the plugin takes no None."""
-    values = {f"train.{key}": value for key, value in dataclasses.asdict(config.train).items()
-              if key not in TRAIN_BOOKKEEPING}
+    """What decides what the run learns, named as in --set (train.batch_size): every train key,
+    so that a new one shows up without a change here (how the machine runs it is runtime's); the
+    recipe's own section (tutorial.initial_learning_rate, fast.width); the data it learns from,
+    and how eval measures it. Unset values (a null seed) are left out: the plugin takes no None."""
+    values = {f"train.{key}": value for key, value in dataclasses.asdict(config.train).items()}
     recipe = config.train.recipe  # each recipe's hyperparameters are the section of its name
     values.update({f"{recipe}.{key}": value
                    for key, value in dataclasses.asdict(getattr(config, recipe)).items()})

@@ -1,6 +1,6 @@
 """The Projector tab: a fixed sample of test images placed by what the network makes of them.
 
-At an evaluation, eval passes the first `eval.projector_examples` test images through the restored
+At an evaluation, eval passes the first `projector.examples` test images through the restored
 network and hands the activations of the recipe's embedding layer (the tutorial's local4, 192
 numbers an image; the fast recipe's features, 512) to `write`.
 TensorBoard's Projector then shows them in PCA or T-SNE, each point a thumbnail from the sprite,

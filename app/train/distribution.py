@@ -36,7 +36,7 @@ def create_strategy(name: str) -> tf.distribute.Strategy:
     if name == "multi_worker":
         if "TF_CONFIG" not in os.environ:
             raise DistributionError(
-                "train.strategy is multi_worker but TF_CONFIG is not set; it must name the "
+                "runtime.strategy is multi_worker but TF_CONFIG is not set; it must name the "
                 "cluster and this task, e.g. {\"cluster\": {\"worker\": [\"host1:port\", "
                 "\"host2:port\"]}, \"task\": {\"type\": \"worker\", \"index\": 0}}")
         return tf.distribute.MultiWorkerMirroredStrategy()

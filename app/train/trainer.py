@@ -15,9 +15,9 @@ the graph, which draws its batches from the pipeline itself): on a GPU the tutor
 fraction of a millisecond, and one Python round trip per step would set the speed, as Keras'
 steps_per_execution knows. A call ends where something is due (the next log line, summary step,
 checkpoint or max_steps) and lasts at most MAX_SECS_PER_CALL, which bounds how long a stop request
-waits (train.steps_per_call caps or sets the number). Summary steps run one at a time.
-Checkpoints (app/volume/checkpoints.py) are written every `checkpoint_every_steps` and/or
-`checkpoint_every_secs`, on SIGTERM/SIGINT (after the step in flight) and at max_steps.
+waits (runtime.steps_per_call caps or sets the number). Summary steps run one at a time.
+Checkpoints (app/volume/checkpoints.py) are written every `runtime.checkpoint_every_steps` and/or
+`runtime.checkpoint_every_secs`, on SIGTERM/SIGINT (after the step in flight) and at max_steps.
 
 Everything goes into the run's folder, <train_dir>/<paths.run> (app/volume/runs.py), whose lock this
 trainer holds while it trains: one trainer per run.
@@ -70,10 +70,10 @@ class Trainer:
     def __init__(self, config, recipe: recipes.Recipe | None = None):
         """`recipe` is train.recipe's unless one is given (a benchmark's own network)."""
         self.config = config
-        train = config.train
-        gpus = devices.configure(threads=train.threads, device=train.device)
-        distribution.split_cpu(train.cpu_devices)
-        self.strategy = distribution.create_strategy(train.strategy)
+        train, runtime = config.train, config.runtime
+        gpus = devices.configure(threads=runtime.threads, device=runtime.device)
+        distribution.split_cpu(runtime.cpu_devices)
+        self.strategy = distribution.create_strategy(runtime.strategy)
         self.replicas = self.strategy.num_replicas_in_sync
         # Every worker of a job resumes from the chief's checkpoints, in the run's folder.
         self.run_folder = runs.folder(config.paths.train_dir, config.paths.run)
@@ -85,7 +85,7 @@ class Trainer:
         precision = devices.mixed_precision_policy(train.mixed_precision,
                                                     self.recipe.bfloat16_is_safe)
         keras.mixed_precision.set_global_policy(precision)
-        xla = devices.use_xla(train.xla)
+        xla = devices.use_xla(runtime.xla)
         # Summary steps run uncompiled: XLA cannot compile summary ops.
         self._compiled_forward_backward = tf.function(self._forward_backward, jit_compile=xla)
         log.info(f"training run '{config.paths.run}' on {devices.describe(gpus)}; "
@@ -116,7 +116,8 @@ class Trainer:
         self.checkpoint = tf.train.Checkpoint(
             step=self.global_step, model=self.model, optimizer=self.optimizer,
             averages=self.weight_averages, loss_averages=self.loss_averages)
-        self.saver = checkpoints.Saver(self.checkpoint, self.output.path, train.keep_checkpoints)
+        self.saver = checkpoints.Saver(self.checkpoint, self.output.path,
+                                        runtime.keep_checkpoints)
         self.stop_requested = False
         self.writer = self._with_room_on_disk(
             lambda: tf.summary.create_file_writer(str(self.output.path)), "open its event file")
@@ -234,7 +235,7 @@ class Trainer:
 
     def _loop(self, step: int) -> int:
         """Trains from `step` until max_steps or a stop request; returns the step reached."""
-        train = self.config.train
+        train, runtime = self.config.train, self.config.runtime
         # Kept beyond the loop: deleting it can take a minute (see _exit_without_teardown).
         batches = self.batches = iter(self.dataset)
         last_save_time = time.monotonic()
@@ -243,8 +244,9 @@ class Trainer:
         first_call = True
         secs_per_step = None  # the pace of plain steps, which sizes the calls
         while step < train.max_steps and not self.stop_requested:
-            summary = summary_due(train, step)
-            steps = 1 if first_call or summary else steps_to_run(train, step, secs_per_step)
+            summary = summary_due(self.config, step)
+            steps = (1 if first_call or summary
+                     else steps_to_run(self.config, step, secs_per_step))
             started = time.monotonic()
             if steps == 1:
                 if first_call:  # once per process: later traces of the same graph export empty
@@ -262,16 +264,17 @@ class Trainer:
             step += steps
             calls_since_log += 1
 
-            if step % train.log_every_steps == 0 or step == train.max_steps:
+            if step % runtime.log_every_steps == 0 or step == train.max_steps:
                 now = time.monotonic()
                 steps_since_log = max(1, step - last_log_step)
                 self._log_progress(step, loss, (now - last_log_time) / steps_since_log,
                                    steps_since_log / calls_since_log)
                 last_log_time, last_log_step, calls_since_log = now, step, 0
 
-            due_by_steps = train.checkpoint_every_steps and step % train.checkpoint_every_steps == 0
-            due_by_time = (train.checkpoint_every_secs
-                           and time.monotonic() - last_save_time >= train.checkpoint_every_secs)
+            due_by_steps = (runtime.checkpoint_every_steps
+                            and step % runtime.checkpoint_every_steps == 0)
+            due_by_time = (runtime.checkpoint_every_secs
+                           and time.monotonic() - last_save_time >= runtime.checkpoint_every_secs)
             if due_by_steps or due_by_time:
                 self._save(step)
                 last_save_time = time.monotonic()
@@ -293,7 +296,7 @@ class Trainer:
             ) from None
         except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
                 tf.errors.CancelledError) as error:
-            if self.config.train.strategy != "multi_worker":
+            if self.config.runtime.strategy != "multi_worker":
                 raise
             raise TrainingError(
                 f"lost contact with another worker of the job after step {step} "
@@ -356,24 +359,26 @@ class Trainer:
         signal.signal(signal.SIGINT, request_stop)
 
 
-def summary_due(train, step: int) -> bool:
-    """Whether the step that starts at `step` writes summaries (train: the config's section):
-    every summary_every_steps, and the last, so that every curve reaches the end of the run."""
-    return step % train.summary_every_steps == 0 or step + 1 == train.max_steps
+def summary_due(config, step: int) -> bool:
+    """Whether the step that starts at `step` writes summaries: every
+    runtime.summary_every_steps, and the last, so that every curve reaches the end of the run."""
+    return (step % config.runtime.summary_every_steps == 0
+            or step + 1 == config.train.max_steps)
 
 
-def steps_to_run(train, step: int, secs_per_step: float | None) -> int:
+def steps_to_run(config, step: int, secs_per_step: float | None) -> int:
     """How many plain steps the call that starts at `step` runs: up to the next step at which
     something is due (a log line, a summary step, which runs alone, a checkpoint, max_steps), at
-    most train.steps_per_call (0: no cap of its own), and at most as many as fit in
+    most runtime.steps_per_call (0: no cap of its own), and at most as many as fit in
     MAX_SECS_PER_CALL at the pace measured so far (one, before there is a pace)."""
-    due = [train.max_steps, _next_multiple(step, train.log_every_steps),
-           _next_multiple(step, train.summary_every_steps), train.max_steps - 1]
-    if train.checkpoint_every_steps:
-        due.append(_next_multiple(step, train.checkpoint_every_steps))
+    max_steps, runtime = config.train.max_steps, config.runtime
+    due = [max_steps, _next_multiple(step, runtime.log_every_steps),
+           _next_multiple(step, runtime.summary_every_steps), max_steps - 1]
+    if runtime.checkpoint_every_steps:
+        due.append(_next_multiple(step, runtime.checkpoint_every_steps))
     steps = min(boundary for boundary in due if boundary > step) - step
-    if train.steps_per_call:
-        steps = min(steps, train.steps_per_call)
+    if runtime.steps_per_call:
+        steps = min(steps, runtime.steps_per_call)
     fit = int(MAX_SECS_PER_CALL / secs_per_step) if secs_per_step else 1
     return max(1, min(steps, fit))
 

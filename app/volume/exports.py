@@ -12,7 +12,7 @@ precision with a lower loss. What it exports are the weights it has just measure
 averages by default, eval.use_moving_averages) in the module eval measures through
 (app/model/serving.py), so the export classifies exactly as eval counted. A later version is always
 a better model, so TensorFlow Serving, which serves the highest version it finds, serves the best
-model as soon as it is written; the newest `eval.keep_exports` versions are kept.
+model as soon as it is written; the newest `export.keep` versions are kept.
 
 A SavedModel needs neither this package nor Keras to load (tf.saved_model.load, or Serving). Each
 is written to a staging folder (a name Serving ignores) and renamed into place: a version folder is

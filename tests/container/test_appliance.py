@@ -37,8 +37,8 @@ from tests.harness.waiting import GaveUp
 pytestmark = pytest.mark.container
 
 CHECKPOINT_EVERY = 100
-RUN = {**SMALL_RUN, "CIFAR10_TRAIN_SUMMARY_EVERY_STEPS": "10",
-       "CIFAR10_TRAIN_CHECKPOINT_EVERY_STEPS": str(CHECKPOINT_EVERY),
+RUN = {**SMALL_RUN, "CIFAR10_RUNTIME_SUMMARY_EVERY_STEPS": "10",
+       "CIFAR10_RUNTIME_CHECKPOINT_EVERY_STEPS": str(CHECKPOINT_EVERY),
        "CIFAR10_TENSORBOARD_PASSWORD_FILE": "/run/secrets/tb-password"}
 # Past two summary steps since the checkpoint, with 80 steps (~5 s) left before the next one for
 # the kill to land in.

@@ -20,8 +20,8 @@ SMALL_RUN = {  # as environment variables: `docker run -e CIFAR10_... IMAGE`
     "CIFAR10_TRAIN_BATCH_SIZE": "32",
     # The tutorial's 0.1 was seen to diverge at batch 32 after ~400 steps (exit 3): half of it.
     "CIFAR10_TUTORIAL_INITIAL_LEARNING_RATE": "0.05",
-    "CIFAR10_TRAIN_CHECKPOINT_EVERY_STEPS": "50",
-    "CIFAR10_TRAIN_SUMMARY_EVERY_STEPS": "50",
+    "CIFAR10_RUNTIME_CHECKPOINT_EVERY_STEPS": "50",
+    "CIFAR10_RUNTIME_SUMMARY_EVERY_STEPS": "50",
     "CIFAR10_EVAL_INTERVAL_SECS": "5",
     "CIFAR10_EVAL_NUM_EXAMPLES": "500",
     "CIFAR10_EVAL_BATCH_SIZE": "100",

@@ -17,7 +17,7 @@ def small_run(tmp_path, *changes: str) -> list[str]:
     return [argument for setting in settings for argument in ("--set", setting)]
 
 
-@pytest.mark.parametrize("program, key", [("train", "train.device"), ("eval", "eval.device")])
+@pytest.mark.parametrize("program, key", [("train", "runtime.device"), ("eval", "eval.device")])
 def test_gpus_given_but_not_seen_exit_2_naming_the_causes_and_the_cpu_key(
         run_app, tmp_path, program, key):
     arguments = [program, "--once"] if program == "eval" else [program]
@@ -32,7 +32,7 @@ def test_gpus_given_but_not_seen_exit_2_naming_the_causes_and_the_cpu_key(
 
 
 def test_the_cpu_on_purpose_trains_and_says_so(run_app, tmp_path):
-    result = run_app("train", *small_run(tmp_path, "train.device=cpu"),
+    result = run_app("train", *small_run(tmp_path, "runtime.device=cpu"),
                      NVIDIA_VISIBLE_DEVICES="all")
     assert result.returncode == ExitCode.DONE, result.stdout + result.stderr
     first = result.stdout.splitlines()[0]

@@ -23,8 +23,8 @@ def settings(root: Path, **changes) -> list[str]:
         "paths.train_dir": root / "train", "paths.data_dir": root / "data",
         "data.source": "synthetic", "data.synthetic_train_examples": 2000,
         "data.synthetic_test_examples": 200, "eval.num_examples": 200, "train.batch_size": 32,
-        "train.log_every_steps": 10, "train.checkpoint_every_steps": 20,
-        "train.summary_every_steps": 20,
+        "runtime.log_every_steps": 10, "runtime.checkpoint_every_steps": 20,
+        "runtime.summary_every_steps": 20,
     }
     values.update(changes)
     return [argument for key, value in values.items() for argument in ("--set", f"{key}={value}")]
@@ -33,7 +33,7 @@ def settings(root: Path, **changes) -> list[str]:
 def test_mirrored_on_two_cpu_devices_trains_two_replicas(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "app", "train", *settings(
-            tmp_path, **{"train.strategy": "mirrored", "train.cpu_devices": 2,
+            tmp_path, **{"runtime.strategy": "mirrored", "runtime.cpu_devices": 2,
                          "train.max_steps": 40})],
         cwd=REPO_ROOT, env=app_environment(), capture_output=True, text=True, timeout=600)
     assert result.returncode == ExitCode.DONE, result.stdout + result.stderr
@@ -64,7 +64,7 @@ class Job:
                 TMPDIR=str(self.temporary))
             self.workers.append(subprocess.Popen(
                 [sys.executable, "-m", "app", "train",
-                 *settings(root, **{"train.strategy": "multi_worker", **changes})],
+                 *settings(root, **{"runtime.strategy": "multi_worker", **changes})],
                 cwd=REPO_ROOT, env=environment, stdout=open(self.logs[index], "w"),
                 stderr=subprocess.STDOUT))
 
@@ -98,8 +98,8 @@ def test_two_workers_train_together_and_only_the_chief_writes(tmp_path, job_fact
     # Nothing is due before max_steps, so the pace alone sizes the calls: each worker measures
     # its own, and the two must still run the same number of steps a call (each step is a
     # collective), or both wait for each other forever.
-    nothing_due = {"train.log_every_steps": 1000, "train.summary_every_steps": 1000,
-                   "train.checkpoint_every_steps": 1000}
+    nothing_due = {"runtime.log_every_steps": 1000, "runtime.summary_every_steps": 1000,
+                   "runtime.checkpoint_every_steps": 1000}
     job = job_factory(tmp_path, **{"train.max_steps": 120, **nothing_due})
     assert job.wait(timeout=600) == [ExitCode.DONE] * 2, job.output(0) + job.output(1)
     for index in range(2):

@@ -27,7 +27,7 @@ def test_a_chief_task_and_worker_0_train_together_and_only_the_chief_writes(tmp_
                      "environment": "cloud"}
         processes[task_type] = subprocess.Popen(
             [sys.executable, "-m", "app", "train", *settings(
-                tmp_path, **{"train.strategy": "multi_worker", "train.max_steps": 40})],
+                tmp_path, **{"runtime.strategy": "multi_worker", "train.max_steps": 40})],
             cwd=REPO_ROOT, env=app_environment(TF_CONFIG=json.dumps(tf_config),
                                                TMPDIR=str(tmp_path)),
             stdout=open(tmp_path / f"{task_type}.log", "w"), stderr=subprocess.STDOUT)

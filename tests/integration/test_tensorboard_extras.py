@@ -40,10 +40,10 @@ def settings(root: Path) -> list[str]:
         "paths.train_dir": root / "train", "paths.data_dir": root / "data",
         "data.source": "synthetic", "data.synthetic_train_examples": 5000,
         "data.synthetic_test_examples": TEST_IMAGES,
-        "train.max_steps": MAX_STEPS, "train.batch_size": 64, "train.log_every_steps": 100,
-        "train.checkpoint_every_steps": 100, "train.summary_every_steps": 1000,
+        "train.max_steps": MAX_STEPS, "train.batch_size": 64, "runtime.log_every_steps": 100,
+        "runtime.checkpoint_every_steps": 100, "runtime.summary_every_steps": 1000,
         "train.seed": 1, "eval.num_examples": TEST_IMAGES, "eval.interval_secs": 1,
-        "eval.projector_examples": TEST_IMAGES, "eval.projector_every_evals": 2,
+        "projector.examples": TEST_IMAGES, "projector.every_evals": 2,
     }
     return [argument for key, value in values.items() for argument in ("--set", f"{key}={value}")]
 

@@ -31,8 +31,8 @@ def settings(root: Path, **changes) -> list[str]:
         "paths.train_dir": root / "train", "paths.data_dir": root / "data",
         "data.source": "synthetic", "data.synthetic_train_examples": 5000,
         "data.synthetic_test_examples": 1000,
-        "train.max_steps": MAX_STEPS, "train.batch_size": 64, "train.log_every_steps": 25,
-        "train.checkpoint_every_steps": 100, "train.summary_every_steps": 50,
+        "train.max_steps": MAX_STEPS, "train.batch_size": 64, "runtime.log_every_steps": 25,
+        "runtime.checkpoint_every_steps": 100, "runtime.summary_every_steps": 50,
         "train.seed": 1, "eval.num_examples": 1000, "eval.interval_secs": 1,
         # Half the tutorial's 0.1: at batch 64 (half its 128) the tutorial's rate sometimes
         # overshoots in the first hundred steps, and this run must learn every time.
@@ -179,7 +179,7 @@ def test_sigterm_saves_the_step_reached_and_exits_0(trained, tmp_path):
     shutil.copytree(trained[0], root)
     trainer = subprocess.Popen(
         [sys.executable, "-m", "app", "train",
-         *settings(root, **{"train.max_steps": 100_000, "train.log_every_steps": 5})],
+         *settings(root, **{"train.max_steps": 100_000, "runtime.log_every_steps": 5})],
         cwd=REPO_ROOT, env=app_environment(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True)
     try:

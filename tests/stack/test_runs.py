@@ -38,9 +38,10 @@ MAX_STEPS = 60
 CHECKPOINT_EVERY = 20
 RELOAD_INTERVAL_SECS = 2
 # Enough checkpoints kept that none is rotated away before eval, at niceness 19, gets to it.
-RUNS_CONFIG = small_config(train={"max_steps": MAX_STEPS, "checkpoint_every_steps": CHECKPOINT_EVERY,
-                                  "keep_checkpoints": 10, "summary_every_steps": 20,
-                                  "log_every_steps": 1},
+RUNS_CONFIG = small_config(train={"max_steps": MAX_STEPS},
+                           runtime={"checkpoint_every_steps": CHECKPOINT_EVERY,
+                                    "keep_checkpoints": 10, "summary_every_steps": 20,
+                                    "log_every_steps": 1},
                            eval={"interval_secs": 1},
                            tensorboard={"reload_interval_secs": RELOAD_INTERVAL_SECS})
 SECOND_RUN = "lr-0.05"

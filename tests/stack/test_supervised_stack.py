@@ -127,8 +127,8 @@ def test_health_says_what_is_wrong_without_supervisord(trained_stack, tmp_path):
 EXACT_MESSAGES = {
     "misspelt key": "config error: {config_file}: line 2: unknown key 'train.max_stpes'",
     "unclosed bracket": "config error: {config_file}: line 2, column 5: invalid YAML",
-    "maybe as a boolean override": "config error: environment variable CIFAR10_EVAL_EXPORT_BEST: "
-                                   "eval.export_best: expected true or false",
+    "maybe as a boolean override": "config error: environment variable CIFAR10_EXPORT_BEST: "
+                                   "export.best: expected true or false",
 }
 
 

@@ -40,7 +40,7 @@ def test_layers_apply_in_order_file_then_environment_then_set(tmp_path):
     assert resolved.train.max_steps == 30
     assert resolved.train.batch_size == 32
     assert resolved.data.source == "synthetic"
-    assert resolved.train.log_every_steps == 10  # untouched defaults stay
+    assert resolved.runtime.log_every_steps == 10  # untouched defaults stay
 
 
 def test_config_file_from_environment_variable(tmp_path):
@@ -198,6 +198,13 @@ RENAMED = [
     ("--set", "train.model", "cnn", "train.recipe", "tutorial", "--set train.recipe=tutorial"),
     ("--set", "train.weight_decay", 0.001, "tutorial.weight_decay", 0.001,
      "--set tutorial.weight_decay=0.001"),
+    ("environment", "train.checkpoint_every_steps", 50, "runtime.checkpoint_every_steps", 50,
+     "CIFAR10_RUNTIME_CHECKPOINT_EVERY_STEPS=50"),
+    ("--set", "train.strategy", "mirrored", "runtime.strategy", "mirrored",
+     "--set runtime.strategy=mirrored"),
+    ("file", "eval.export_best", "false", "export.best", False, "'best: false' under 'export:'"),
+    ("--set", "eval.projector_examples", 100, "projector.examples", 100,
+     "--set projector.examples=100"),
 ]
 
 
@@ -216,6 +223,14 @@ def test_a_renamed_key_still_works_for_a_release_with_one_line_saying_its_new_na
     assert getattr(getattr(resolved, new_section), new_key) == new_value
     [warning] = [record.getMessage() for record in caplog.records]
     assert f"'{old}' is now called '{new}' (write {advice}); the old name still works" in warning
+
+
+def test_the_machine_s_settings_are_apart_from_the_hyperparameters(tmp_path):
+    resolved = load(tmp_path)
+    assert not {"device", "strategy", "threads", "xla", "checkpoint_every_steps"} & set(
+        resolved.as_dict()["train"])
+    assert resolved.runtime.strategy == "auto"
+    assert (resolved.projector.examples, resolved.export.keep) == (1000, 3)
 
 
 def test_a_key_given_under_its_old_and_new_name_at_once_is_refused(tmp_path):

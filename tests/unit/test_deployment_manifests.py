@@ -174,7 +174,7 @@ def test_tfjob_containers_are_what_the_operator_looks_for():
         assert container["name"] == "tensorflow"
         assert container["ports"] == [{"name": "tfjob-port", "containerPort": 2222}]
         assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
-        assert container_environment(container)["CIFAR10_TRAIN_STRATEGY"] == "multi_worker"
+        assert container_environment(container)["CIFAR10_RUNTIME_STRATEGY"] == "multi_worker"
         assert "TF_CONFIG" not in container_environment(container)  # the operator's to set
 
 
@@ -248,7 +248,7 @@ def test_every_cifar10_variable_is_a_real_config_key():
 
 def test_trainers_train_multi_worker_and_eval_and_tensorboard_do_not():
     for where, container, _ in containers():
-        strategy = config_for(container_environment(container)).train.strategy
+        strategy = config_for(container_environment(container)).runtime.strategy
         assert (strategy == "multi_worker") == where.startswith("TFJob"), where
 
 
@@ -335,7 +335,7 @@ def test_the_profiles_trainers_share_the_appliances_folders_image_and_build():
     for name, service in profile_services().items():
         config = config_for(service["environment"])
         assert service["command"] == ["train"], name
-        assert config.train.strategy == "multi_worker", name
+        assert config.runtime.strategy == "multi_worker", name
         for folder in (config.paths.train_dir, config.paths.data_dir):
             assert sources(service)[folder] == sources(appliance)[folder], f"{name}: {folder}"
         assert service["build"] == appliance["build"], name

@@ -6,11 +6,11 @@ from app import config as configuration
 from app.train.trainer import MAX_SECS_PER_CALL, steps_to_run, summary_due
 
 
-def train(**keys):
-    settings = {"max_steps": 1000, "log_every_steps": 10, "summary_every_steps": 100,
+def train(max_steps=1000, **keys):
+    settings = {"log_every_steps": 10, "summary_every_steps": 100,
                 "checkpoint_every_steps": 250, "steps_per_call": 0, **keys}
-    return configuration.load(None, [f"train.{key}={value}" for key, value in settings.items()],
-                              {}).train
+    return configuration.load(None, [f"train.max_steps={max_steps}"] + [
+        f"runtime.{key}={value}" for key, value in settings.items()], {})
 
 
 FAST = 0.001  # seconds a step: as on a GPU, where thousands would fit in a call

@@ -20,7 +20,7 @@ def changed_model(folder: Path) -> Outcome:
                 "paths.data_dir": folder / "data",
                 "data.source": "synthetic", "data.synthetic_train_examples": 500,
                 "data.synthetic_test_examples": 100, "eval.num_examples": 100,
-                "train.batch_size": 32, "train.checkpoint_every_steps": 10,
+                "train.batch_size": 32, "runtime.checkpoint_every_steps": 10,
                 "train.max_steps": 20}
 
     def train(**changes) -> subprocess.CompletedProcess:

@@ -68,9 +68,10 @@ def killed_and_resumed(folder: Path, kills: int, seed: int = 0) -> KilledAndResu
     # Each life trains at most 2 x CHECKPOINT_EVERY steps before its kill; the last one then
     # trains past the last kill to max_steps undisturbed.
     max_steps = kills * 2 * CHECKPOINT_EVERY + 2 * CHECKPOINT_EVERY
-    config = small_config(train={"max_steps": max_steps, "checkpoint_every_steps": CHECKPOINT_EVERY,
-                                 "checkpoint_every_secs": 0, "log_every_steps": 1,
-                                 "summary_every_steps": SUMMARY_EVERY},
+    config = small_config(train={"max_steps": max_steps},
+                          runtime={"checkpoint_every_steps": CHECKPOINT_EVERY,
+                                   "checkpoint_every_secs": 0, "log_every_steps": 1,
+                                   "summary_every_steps": SUMMARY_EVERY},
                           eval={"interval_secs": 1})
     stack = NativeStack(folder, config)
     log = StackLog(stack.log_file)

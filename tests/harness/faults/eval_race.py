@@ -13,9 +13,10 @@ from tests.harness.native_stack import NativeStack, small_config
 
 
 def eval_race(folder: Path, seconds: float) -> Outcome:
-    config = small_config(train={"max_steps": 1_000_000, "checkpoint_every_steps": 1,
-                                 "checkpoint_every_secs": 0, "keep_checkpoints": 2,
-                                 "log_every_steps": 50, "summary_every_steps": 1000},
+    config = small_config(train={"max_steps": 1_000_000},
+                          runtime={"checkpoint_every_steps": 1, "checkpoint_every_secs": 0,
+                                   "keep_checkpoints": 2, "log_every_steps": 50,
+                                   "summary_every_steps": 1000},
                           eval={"interval_secs": 0})
     stack = NativeStack(folder, config)
     log = StackLog(stack.log_file)

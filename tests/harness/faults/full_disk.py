@@ -58,8 +58,9 @@ def full_disk(folder: Path) -> Outcome:
 
 def _fill_and_free(folder: Path, train_dir: Path, others_file: Path) -> Outcome:
     max_steps = 400
-    config = small_config(train={"max_steps": max_steps, "checkpoint_every_steps": 20,
-                                 "keep_checkpoints": 2, "log_every_steps": 1})
+    config = small_config(train={"max_steps": max_steps},
+                          runtime={"checkpoint_every_steps": 20, "keep_checkpoints": 2,
+                                   "log_every_steps": 1})
     stack = NativeStack(folder, config)
     run_dir = stack.run_dir  # inside the tmpfs: train_dir's run folder
     log = StackLog(stack.log_file)
@@ -128,8 +129,8 @@ def eval_full_disk(folder: Path) -> Outcome:
 
 
 def _eval_waits_out_a_full_disk(folder: Path, train_dir: Path) -> Outcome:
-    config = small_config(train={"max_steps": EVAL_MAX_STEPS, "checkpoint_every_steps": 25,
-                                 "keep_checkpoints": 3},
+    config = small_config(train={"max_steps": EVAL_MAX_STEPS},
+                          runtime={"checkpoint_every_steps": 25, "keep_checkpoints": 3},
                           eval={"interval_secs": 1})
     stack = NativeStack(folder, config)
     # The run trained first, by the trainer alone: its checkpoints are eval's work to come.

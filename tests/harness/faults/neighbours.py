@@ -15,8 +15,8 @@ from tests.harness.waiting import wait_until
 
 
 def neighbours(folder: Path) -> Outcome:
-    config = small_config(train={"max_steps": 1_000_000, "checkpoint_every_steps": 50,
-                                 "log_every_steps": 1})
+    config = small_config(train={"max_steps": 1_000_000},
+                          runtime={"checkpoint_every_steps": 50, "log_every_steps": 1})
     stack = NativeStack(folder, config)
     log = StackLog(stack.log_file)
     faults: list[str] = []

@@ -22,9 +22,9 @@ def graceful_stop(folder: Path, stops: int, within_secs: float = 10, seed: int =
     grace."""
     rng = random.Random(seed)
     # Far more steps than a run lives, and no checkpoint but the one the stop writes.
-    config = small_config(train={"max_steps": 1_000_000, "checkpoint_every_steps": 0,
-                                 "checkpoint_every_secs": 0, "log_every_steps": 1,
-                                 "summary_every_steps": 100})
+    config = small_config(train={"max_steps": 1_000_000},
+                          runtime={"checkpoint_every_steps": 0, "checkpoint_every_secs": 0,
+                                   "log_every_steps": 1, "summary_every_steps": 100})
     faults: list[str] = []
     stop_seconds = []
     kept = 0
