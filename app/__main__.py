@@ -1,7 +1,7 @@
 """The command line: `python -m app <command> [--config FILE] [--set section.key=value ...]`.
 
     train         train, checkpoint and summarize until train.max_steps (resumes by itself)
-    eval          evaluate every run's new checkpoints every eval.interval_secs (--once: the newest of
+    eval          evaluate every run's new checkpoints every eval.every_secs (--once: the newest of
                   paths.run, then exit; --until-done: exit once every run is done)
     tensorboard   serve train_dir on tensorboard.port
     report        every run in a table and one plot (--run NAME: one run's history; --plot FILE)

@@ -41,7 +41,7 @@ SETTINGS = {
              "synthetic_test_examples": 10_000},
     "train": {"max_steps": 1_000_000},
     "runtime": {"checkpoint_every_steps": 100, "log_every_steps": 5},
-    "eval": {"interval_secs": 1, "num_examples": 10_000},
+    "eval": {"every_secs": 1, "num_examples": 10_000},
 }
 
 
@@ -98,7 +98,7 @@ def measure(config_file: Path, rounds: int, window: float, log_file: Path,
     print(machine.headline(machine.describe()))
     print(f"trainer: batch {batch_size}, a checkpoint every "
           f"{SETTINGS['runtime']['checkpoint_every_steps']} steps; eval: every "
-          f"{SETTINGS['eval']['interval_secs']} s over {SETTINGS['eval']['num_examples']:,} "
+          f"{SETTINGS['eval']['every_secs']} s over {SETTINGS['eval']['num_examples']:,} "
           f"images, default threads, niceness {eval_niceness}; {rounds} rounds of {window:g} s "
           f"with eval running + {window:g} s with eval paused\n")
 

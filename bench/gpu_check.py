@@ -107,7 +107,7 @@ def train_and_eval_together(seconds: float, folder: Path) -> dict:
         "train": {"max_steps": 10_000_000},
         "runtime": {"checkpoint_every_steps": 200, "checkpoint_every_secs": 10,
                     "log_every_steps": 50},
-        "eval": {"interval_secs": 2, "num_examples": 10_000},
+        "eval": {"every_secs": 2, "num_examples": 10_000},
     }
     folder.mkdir(parents=True, exist_ok=True)
     config_file = write_config(folder, settings)

@@ -48,7 +48,7 @@ def main() -> int:
             "paths.train_dir": root / "train", "paths.data_dir": root / "data",
             "data.source": "synthetic", "data.synthetic_train_examples": 5000,
             "data.synthetic_test_examples": 1000, "eval.num_examples": 1000,
-            "eval.interval_secs": 1, "train.recipe": arguments.recipe, "fast.width": 16,
+            "eval.every_secs": 1, "train.recipe": arguments.recipe, "fast.width": 16,
             "train.max_steps": 300, "train.batch_size": 64,
             "runtime.checkpoint_every_steps": 100}.items()]
         run_app("train", settings=settings)

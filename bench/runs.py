@@ -55,7 +55,7 @@ SETTINGS = {
     # hundred steps, and a diverged trainer leaves eval nothing to do: half of it, for a window
     # in which every trainer surely trains.
     "tutorial": {"initial_learning_rate": 0.05},
-    "eval": {"interval_secs": 1},
+    "eval": {"every_secs": 1},
 }
 BATCH_SIZE = 128  # the default train.batch_size
 START_TIMEOUT_SECS = 600
@@ -152,7 +152,7 @@ def tensorboard_start(folder: Path, runs: list[str], reload_secs: float = 5.0) -
     own.mkdir(exist_ok=True)
     config_file = write_config(own, {**SETTINGS, "paths": {"train_dir": str(folder / "train")},
                                      "tensorboard": {"port": port,
-                                                     "reload_interval_secs": reload_secs}})
+                                                     "reload_every_secs": reload_secs}})
     server = AppProcess("tensorboard", config_file, log_file=own / "tensorboard.log")
     try:
         while True:

@@ -25,7 +25,7 @@ import os
 import re
 import urllib.parse
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
 
 import yaml
 
@@ -43,6 +43,10 @@ CIFAR10_TEST_IMAGES = 10_000
 
 # What to_yaml shows instead of a password.
 SECRET_LEFT_OUT = "(set, not shown)"
+# What a key typed `int | Auto` takes besides its numbers: `auto`, the appliance decides
+# (TensorFlow's thread pools, the steps in a call). 0 is never that: a 0 means off or none,
+# wherever a key takes it.
+Auto = Literal["auto"]
 
 
 def _field(minimum=None, choices=None, exclusive_minimum=None, maximum=None, url=False,
@@ -104,10 +108,10 @@ class FastConfig:
 class RuntimeConfig:
     device: str = _field(choices=("auto", "gpu", "cpu"))
     strategy: str = _field(choices=("auto", "mirrored", "multi_worker"))
-    threads: int = _field(minimum=0)
+    threads: int | Auto = _field(minimum=1)
     cpu_devices: int = _field(minimum=1)
     xla: str = _field(choices=("auto", "enabled", "disabled"))
-    steps_per_call: int = _field(minimum=0)
+    steps_per_call: int | Auto = _field(minimum=1)
     checkpoint_every_steps: int = _field(minimum=0)
     checkpoint_every_secs: float = _field(minimum=0.0)
     keep_checkpoints: int = _field(minimum=1)
@@ -117,12 +121,12 @@ class RuntimeConfig:
 
 @dataclasses.dataclass(frozen=True)
 class EvalConfig:
-    interval_secs: float = _field(minimum=0.0)
+    every_secs: float = _field(minimum=0.0)
     num_examples: int = _field(minimum=1)
     batch_size: int = _field(minimum=1)
     use_moving_averages: bool = _field()
     device: str = _field(choices=("auto", "gpu", "cpu"))
-    threads: int = _field(minimum=0)
+    threads: int | Auto = _field(minimum=1)
     niceness: int = _field(minimum=0, maximum=19)
     gpu_memory_limit_mb: int = _field(minimum=0)
 
@@ -142,7 +146,7 @@ class ExportConfig:
 @dataclasses.dataclass(frozen=True)
 class TensorBoardConfig:
     port: int = _field(minimum=1, maximum=65535)
-    reload_interval_secs: float = _field(exclusive_minimum=0.0)
+    reload_every_secs: float = _field(exclusive_minimum=0.0)
     password: str | None = _field()
     password_file: str | None = _field()
 
@@ -313,11 +317,14 @@ def _check_password_file(path: str, origin: str) -> None:
 def _checked(section: str, field: dataclasses.Field, setting: sources.Setting) -> Any:
     value, name = setting.value, f"{section}.{field.name}"
     optional = field.type.endswith(" | None")
-    base_type = VALUE_TYPES[field.type.removesuffix(" | None")]
+    or_auto = f" or {sources.AUTO}" if field.type.endswith(" | Auto") else ""
+    base_type = VALUE_TYPES[field.type.removesuffix(" | None").removesuffix(" | Auto")]
 
     def fail(expectation: str):
         raise ConfigError(f"{setting.origin}: {name}: expected {expectation}, got {value!r}")
 
+    if value == sources.AUTO and or_auto:
+        return sources.AUTO
     if value is None:
         if optional:
             return None
@@ -327,7 +334,7 @@ def _checked(section: str, field: dataclasses.Field, setting: sources.Setting) -
             fail("true or false (unquoted)")
     elif base_type is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            fail("a whole number")
+            fail("a whole number" + or_auto)
     elif base_type is float:
         # YAML 1.1 (PyYAML) reads 1e-3 as text: it wants 1.0e-3. People write 1e-3.
         if isinstance(value, str) and _EXPONENT_NUMBER.fullmatch(value.strip()):
@@ -359,11 +366,11 @@ def _checked(section: str, field: dataclasses.Field, setting: sources.Setting) -
     if rules["choices"] and value not in rules["choices"]:
         fail("one of " + ", ".join(rules["choices"]))
     if rules["minimum"] is not None and value < rules["minimum"]:
-        fail(f"{_describe(base_type)} >= {rules['minimum']}")
+        fail(f"{_describe(base_type)} >= {rules['minimum']}{or_auto}")
     if rules["exclusive_minimum"] is not None and value <= rules["exclusive_minimum"]:
-        fail(f"{_describe(base_type)} > {rules['exclusive_minimum']}")
+        fail(f"{_describe(base_type)} > {rules['exclusive_minimum']}{or_auto}")
     if rules["maximum"] is not None and value > rules["maximum"]:
-        fail(f"{_describe(base_type)} <= {rules['maximum']}")
+        fail(f"{_describe(base_type)} <= {rules['maximum']}{or_auto}")
     return value
 
 

@@ -40,9 +40,17 @@ RENAMED_KEYS = {
     "eval.projector_every_evals": "projector.every_evals",
     "eval.export_best": "export.best",
     "eval.keep_exports": "export.keep",
+    # One word for a cadence: every_steps, every_secs.
+    "eval.interval_secs": "eval.every_secs",
+    "tensorboard.reload_interval_secs": "tensorboard.reload_every_secs",
 }
 # Values an old key took that are named otherwise under the new one.
 RENAMED_VALUES = {"train.model": {"cnn": "tutorial", "resnet": "fast"}}
+# The word for "the appliance decides" in a key that also takes a number (schema.py's Auto).
+AUTO = "auto"
+# Keys whose 0 once meant auto: 0 means off or none wherever a key takes it now. An old 0 there is
+# still read as auto, with a warning line.
+ZERO_MEANT_AUTO = frozenset({"runtime.threads", "runtime.steps_per_call", "eval.threads"})
 
 log = logging.getLogger(__name__)
 
@@ -189,21 +197,31 @@ def command_line_overrides(overrides: list[str]) -> dict[str, dict[str, Setting]
 
 
 def renamed(layer: dict[str, dict[str, Setting]]) -> dict[str, dict[str, Setting]]:
-    """The layer with each renamed key under its new name, and a warning for each."""
+    """The layer with each renamed key under its new name and each old 0 that meant auto as
+    auto, and one warning line for each."""
     moved: dict[str, dict[str, Setting]] = {}
     for section, settings in layer.items():
         for key, setting in settings.items():
             old = f"{section}.{key}"
             new = RENAMED_KEYS.get(old) or (f"{RENAMED_KEYS[section]}.{key}"
                                             if section in RENAMED_KEYS else old)
-            if new != old:
-                value = setting.value
-                if isinstance(value, str):
-                    value = RENAMED_VALUES.get(old, {}).get(value, value)
+            value = setting.value
+            if new != old and isinstance(value, str):
+                value = RENAMED_VALUES.get(old, {}).get(value, value)
+            zero_meant_auto = (new in ZERO_MEANT_AUTO and value == 0
+                               and not isinstance(value, bool))
+            if zero_meant_auto:
+                value = AUTO
+            if new != old or zero_meant_auto:
                 setting = Setting(value, setting.origin, setting.text)
-                log.warning(f"{setting.origin}: '{old}' is now called '{new}' (write "
-                            f"{_how_to_write(new, value, setting.origin)}); the old name still "
-                            f"works in this release only")
+                how = _how_to_write(new, value, setting.origin)
+                if new == old:
+                    log.warning(f"{setting.origin}: '{new}: 0' is now written '{new}: {AUTO}' "
+                                f"(write {how}); 0 still means {AUTO} in this release only")
+                else:
+                    also = f", and its 0 is written {AUTO}" if zero_meant_auto else ""
+                    log.warning(f"{setting.origin}: '{old}' is now called '{new}'{also} (write "
+                                f"{how}); the old name still works in this release only")
             new_section, new_key = new.split(".")
             if new_key in moved.get(new_section, {}):
                 raise ConfigError(f"{setting.origin}: '{new}' is set twice, once under an old "

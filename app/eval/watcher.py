@@ -1,7 +1,7 @@
 """Eval: a separate program that only reads checkpoints, as in the tutorial, for every run of the
 volume.
 
-Every `eval.interval_secs` it looks for runs (folders of train_dir with a `checkpoint` state file,
+Every `eval.every_secs` it looks for runs (folders of train_dir with a `checkpoint` state file,
 app/volume/runs.py) and evaluates their new checkpoints (app/eval/run_evaluator.py): round by round, one
 checkpoint of each run that has one waiting, the run whose oldest waiting checkpoint is oldest
 first, so that a run saving often does not keep the others waiting. Each run is evaluated with the
@@ -64,7 +64,8 @@ class Evaluator:
         gpus = devices.configure(threads=evaluation.threads, device=evaluation.device,
                                  gpu_memory_limit_mb=evaluation.gpu_memory_limit_mb,
                                  config_key="eval.device")
-        log.info(f"evaluating on {devices.describe(gpus)}, {evaluation.threads or 'all'} "
+        threads = "all" if evaluation.threads == "auto" else evaluation.threads
+        log.info(f"evaluating on {devices.describe(gpus)}, {threads} "
                  f"thread(s) at niceness {os.getpriority(os.PRIO_PROCESS, 0)}")
         self.train_dir = config.paths.train_dir
         self.test_set = TestSet(config)
@@ -80,7 +81,7 @@ class Evaluator:
         """Evaluates new checkpoints as they come, for as long as it runs; with `until_done`,
         until every run it has seen is evaluated up to its max_steps and none is training."""
         log.info(f"watching {self.train_dir} for the checkpoints of every run, every "
-                 f"{self.config.eval.interval_secs:g} s")
+                 f"{self.config.eval.every_secs:g} s")
         said_idle = False
         while True:
             if self.evaluate_round():
@@ -96,7 +97,7 @@ class Evaluator:
                     log.info(f"every run is evaluated up to its max_steps ({done}); watching "
                              f"for new checkpoints")
                     said_idle = True
-            time.sleep(self.config.eval.interval_secs)
+            time.sleep(self.config.eval.every_secs)
 
     def evaluate_round(self) -> int:
         """One checkpoint of each run that has some waiting, the run with the oldest first;

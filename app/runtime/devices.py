@@ -29,11 +29,11 @@ class GpusNotSeen(Exception):
     exit_code = ExitCode.BAD_INPUT
 
 
-def configure(threads: int = 0, device: str = "auto", gpu_memory_limit_mb: int = 0,
+def configure(threads: int | str = "auto", device: str = "auto", gpu_memory_limit_mb: int = 0,
               config_key: str = "runtime.device") -> list:
     """Sets the process up; returns the GPUs it will use (empty on the CPU). Raises GpusNotSeen
     when GPUs were given but TensorFlow sees none and `device` is not `cpu`."""
-    if threads:
+    if threads != "auto":  # else TensorFlow sizes its thread pools by the cores
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
     if device == "cpu":

@@ -36,7 +36,7 @@ def main(config) -> int:
     server.configure(argv=[
         "tensorboard", "--logdir", config.paths.train_dir, "--bind_all",
         "--port", str(settings.port),
-        "--reload_interval", f"{settings.reload_interval_secs:g}",
+        "--reload_interval", f"{settings.reload_every_secs:g}",
         "--load_fast", "false"])
     log.info(f"TensorBoard on port {settings.port}, "
              + ("behind a password (any user name)" if password else

@@ -369,7 +369,7 @@ def summary_due(config, step: int) -> bool:
 def steps_to_run(config, step: int, secs_per_step: float | None) -> int:
     """How many plain steps the call that starts at `step` runs: up to the next step at which
     something is due (a log line, a summary step, which runs alone, a checkpoint, max_steps), at
-    most runtime.steps_per_call (0: no cap of its own), and at most as many as fit in
+    most runtime.steps_per_call (auto: no cap of its own), and at most as many as fit in
     MAX_SECS_PER_CALL at the pace measured so far (one, before there is a pace)."""
     max_steps, runtime = config.train.max_steps, config.runtime
     due = [max_steps, _next_multiple(step, runtime.log_every_steps),
@@ -377,7 +377,7 @@ def steps_to_run(config, step: int, secs_per_step: float | None) -> int:
     if runtime.checkpoint_every_steps:
         due.append(_next_multiple(step, runtime.checkpoint_every_steps))
     steps = min(boundary for boundary in due if boundary > step) - step
-    if runtime.steps_per_call:
+    if runtime.steps_per_call != "auto":
         steps = min(steps, runtime.steps_per_call)
     fit = int(MAX_SECS_PER_CALL / secs_per_step) if secs_per_step else 1
     return max(1, min(steps, fit))

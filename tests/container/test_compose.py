@@ -40,7 +40,7 @@ README_PORT = 6006
 # these on): the synthetic set, a checkpoint every 50 steps, eval looking every 5 s over 1,000
 # test images. (Batch 32 at the tutorial's learning rate was seen to diverge: the default 128.)
 SHELL = {"CIFAR10_DATA_SOURCE": "synthetic", "CIFAR10_RUNTIME_CHECKPOINT_EVERY_STEPS": "50",
-         "CIFAR10_EVAL_INTERVAL_SECS": "5", "CIFAR10_EVAL_NUM_EXAMPLES": "1000"}
+         "CIFAR10_EVAL_EVERY_SECS": "5", "CIFAR10_EVAL_NUM_EXAMPLES": "1000"}
 RUN = "default"  # paths.run's default: the run's folder in ./cifar10_train
 STARTED_WITHIN_SECS = 300
 TENSORBOARD_WITHIN_SECS = 180

@@ -35,7 +35,7 @@ def settings(root: Path) -> list[str]:
         "paths.train_dir": root / "train", "paths.data_dir": root / "data",
         "data.source": "synthetic", "data.synthetic_train_examples": 5000,
         "data.synthetic_test_examples": TEST_IMAGES, "eval.num_examples": TEST_IMAGES,
-        "projector.examples": TEST_IMAGES, "eval.interval_secs": 1,
+        "projector.examples": TEST_IMAGES, "eval.every_secs": 1,
         "train.max_steps": MAX_STEPS, "train.batch_size": 64, "train.seed": 1,
         "runtime.checkpoint_every_steps": 100, "runtime.summary_every_steps": 1000,
         "tutorial.initial_learning_rate": 0.05,

@@ -42,7 +42,7 @@ def settings(root: Path) -> list[str]:
         "data.synthetic_test_examples": TEST_IMAGES,
         "train.max_steps": MAX_STEPS, "train.batch_size": 64, "runtime.log_every_steps": 100,
         "runtime.checkpoint_every_steps": 100, "runtime.summary_every_steps": 1000,
-        "train.seed": 1, "eval.num_examples": TEST_IMAGES, "eval.interval_secs": 1,
+        "train.seed": 1, "eval.num_examples": TEST_IMAGES, "eval.every_secs": 1,
         "projector.examples": TEST_IMAGES, "projector.every_evals": 2,
     }
     return [argument for key, value in values.items() for argument in ("--set", f"{key}={value}")]

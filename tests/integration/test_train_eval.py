@@ -33,7 +33,7 @@ def settings(root: Path, **changes) -> list[str]:
         "data.synthetic_test_examples": 1000,
         "train.max_steps": MAX_STEPS, "train.batch_size": 64, "runtime.log_every_steps": 25,
         "runtime.checkpoint_every_steps": 100, "runtime.summary_every_steps": 50,
-        "train.seed": 1, "eval.num_examples": 1000, "eval.interval_secs": 1,
+        "train.seed": 1, "eval.num_examples": 1000, "eval.every_secs": 1,
         # Half the tutorial's 0.1: at batch 64 (half its 128) the tutorial's rate sometimes
         # overshoots in the first hundred steps, and this run must learn every time.
         "tutorial.initial_learning_rate": 0.05,

@@ -42,8 +42,8 @@ RUNS_CONFIG = small_config(train={"max_steps": MAX_STEPS},
                            runtime={"checkpoint_every_steps": CHECKPOINT_EVERY,
                                     "keep_checkpoints": 10, "summary_every_steps": 20,
                                     "log_every_steps": 1},
-                           eval={"interval_secs": 1},
-                           tensorboard={"reload_interval_secs": RELOAD_INTERVAL_SECS})
+                           eval={"every_secs": 1},
+                           tensorboard={"reload_every_secs": RELOAD_INTERVAL_SECS})
 SECOND_RUN = "lr-0.05"
 # Longer than the stack's run, so that it surely still trains when the fixture pauses it.
 SECOND_MAX_STEPS = 120

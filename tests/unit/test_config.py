@@ -45,9 +45,9 @@ def test_layers_apply_in_order_file_then_environment_then_set(tmp_path):
 
 def test_config_file_from_environment_variable(tmp_path):
     user_file = tmp_path / "mine.yaml"
-    user_file.write_text("eval:\n  interval_secs: 7\n")
+    user_file.write_text("eval:\n  every_secs: 7\n")
     resolved = config.load(None, [], {"CIFAR10_CONFIG": str(user_file)})
-    assert resolved.eval.interval_secs == 7.0
+    assert resolved.eval.every_secs == 7.0
 
 
 def test_values_from_text_are_read_as_yaml(tmp_path):
@@ -161,11 +161,11 @@ def test_unwritable_directory_is_refused(run_app):
 
 def test_check_config_prints_the_resolved_config(run_app, tmp_path):
     result = run_app("check-config", "--set", f"paths.train_dir={tmp_path}/train",
-                     "--set", "train.max_steps=123", CIFAR10_EVAL_INTERVAL_SECS="9")
+                     "--set", "train.max_steps=123", CIFAR10_EVAL_EVERY_SECS="9")
     assert result.returncode == ExitCode.DONE, result.stderr
     resolved = yaml.safe_load(result.stdout)
     assert resolved["train"]["max_steps"] == 123
-    assert resolved["eval"]["interval_secs"] == 9.0
+    assert resolved["eval"]["every_secs"] == 9.0
 
 
 def test_check_config_exits_2_with_one_line_and_writes_nothing(run_app, tmp_path):
@@ -205,6 +205,10 @@ RENAMED = [
     ("file", "eval.export_best", "false", "export.best", False, "'best: false' under 'export:'"),
     ("--set", "eval.projector_examples", 100, "projector.examples", 100,
      "--set projector.examples=100"),
+    ("environment", "eval.interval_secs", 20, "eval.every_secs", 20.0,
+     "CIFAR10_EVAL_EVERY_SECS=20"),
+    ("file", "tensorboard.reload_interval_secs", 3, "tensorboard.reload_every_secs", 3.0,
+     "'reload_every_secs: 3' under 'tensorboard:'"),
 ]
 
 
@@ -231,6 +235,41 @@ def test_the_machine_s_settings_are_apart_from_the_hyperparameters(tmp_path):
         resolved.as_dict()["train"])
     assert resolved.runtime.strategy == "auto"
     assert (resolved.projector.examples, resolved.export.keep) == (1000, 3)
+
+
+OLD_ZEROS = [
+    # (the old 0 as given, the key it sets, the one warning line)
+    ("runtime.threads=0", "runtime.threads", "--set runtime.threads=0: 'runtime.threads: 0' is "
+     "now written 'runtime.threads: auto' (write --set runtime.threads=auto); 0 still means auto "
+     "in this release only"),
+    ("eval.threads=0", "eval.threads", "'eval.threads: 0' is now written 'eval.threads: auto' "
+     "(write --set eval.threads=auto)"),
+    ("train.steps_per_call=0", "runtime.steps_per_call", "'train.steps_per_call' is now called "
+     "'runtime.steps_per_call', and its 0 is written auto (write --set "
+     "runtime.steps_per_call=auto); the old name still works in this release only"),
+]
+
+
+@pytest.mark.parametrize("override, key, expected_warning", OLD_ZEROS,
+                         ids=[case[0] for case in OLD_ZEROS])
+def test_an_old_zero_that_meant_auto_is_read_as_auto_with_one_line_saying_so(
+        tmp_path, caplog, override, key, expected_warning):
+    section, name = key.split(".")
+    assert getattr(getattr(load(tmp_path, overrides=[override]), section), name) == "auto"
+    [warning] = [record.getMessage() for record in caplog.records]
+    assert expected_warning in warning
+
+
+def test_auto_is_a_word_of_its_own_and_no_number_means_it(tmp_path):
+    resolved = load(tmp_path)
+    assert (resolved.runtime.threads, resolved.runtime.steps_per_call) == ("auto", "auto")
+    assert load(tmp_path, overrides=["runtime.threads=4"]).runtime.threads == 4
+    with pytest.raises(ConfigError, match="runtime.threads: expected a whole number >= 1 or auto, "
+                                          "got -1"):
+        load(tmp_path, overrides=["runtime.threads=-1"])
+    with pytest.raises(ConfigError, match="runtime.steps_per_call: expected a whole number or "
+                                          "auto, got 'many'"):
+        load(tmp_path, overrides=["runtime.steps_per_call=many"])
 
 
 def test_a_key_given_under_its_old_and_new_name_at_once_is_refused(tmp_path):

@@ -8,7 +8,7 @@ from app.train.trainer import MAX_SECS_PER_CALL, steps_to_run, summary_due
 
 def train(max_steps=1000, **keys):
     settings = {"log_every_steps": 10, "summary_every_steps": 100,
-                "checkpoint_every_steps": 250, "steps_per_call": 0, **keys}
+                "checkpoint_every_steps": 250, "steps_per_call": "auto", **keys}
     return configuration.load(None, [f"train.max_steps={max_steps}"] + [
         f"runtime.{key}={value}" for key, value in settings.items()], {})
 

@@ -93,7 +93,7 @@ BAD_CONFIGS = [
     BadConfig("zero eval examples", _section("eval", num_examples=0), "eval.num_examples"),
     BadConfig("zero learning rate", _section("tutorial", initial_learning_rate=0),
               "tutorial.initial_learning_rate"),
-    BadConfig("negative interval", _section("eval", interval_secs=-5), "eval.interval_secs"),
+    BadConfig("negative interval", _section("eval", every_secs=-5), "eval.every_secs"),
     BadConfig("empty test set", _section("data", synthetic_test_examples=0),
               "data.synthetic_test_examples"),
     BadConfig("port out of range", _section("tensorboard", port=70000), "tensorboard.port"),

@@ -28,7 +28,7 @@ def crash_loop(folder: Path, kills: int, seed: int = 0) -> Outcome:
     config = small_config(train={"max_steps": max_steps},
                           runtime={"checkpoint_every_steps": every, "checkpoint_every_secs": 0,
                                    "log_every_steps": 1, "summary_every_steps": 100},
-                          eval={"interval_secs": 2})
+                          eval={"every_secs": 2})
     stack = NativeStack(folder, config)
     log = StackLog(stack.log_file)
     faults: list[str] = []

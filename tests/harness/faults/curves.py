@@ -72,7 +72,7 @@ def killed_and_resumed(folder: Path, kills: int, seed: int = 0) -> KilledAndResu
                           runtime={"checkpoint_every_steps": CHECKPOINT_EVERY,
                                    "checkpoint_every_secs": 0, "log_every_steps": 1,
                                    "summary_every_steps": SUMMARY_EVERY},
-                          eval={"interval_secs": 1})
+                          eval={"every_secs": 1})
     stack = NativeStack(folder, config)
     log = StackLog(stack.log_file)
     killed: list[dict] = []

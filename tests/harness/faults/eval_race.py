@@ -17,7 +17,7 @@ def eval_race(folder: Path, seconds: float) -> Outcome:
                           runtime={"checkpoint_every_steps": 1, "checkpoint_every_secs": 0,
                                    "keep_checkpoints": 2, "log_every_steps": 50,
                                    "summary_every_steps": 1000},
-                          eval={"interval_secs": 0})
+                          eval={"every_secs": 0})
     stack = NativeStack(folder, config)
     log = StackLog(stack.log_file)
     stack.start()

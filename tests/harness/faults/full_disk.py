@@ -131,7 +131,7 @@ def eval_full_disk(folder: Path) -> Outcome:
 def _eval_waits_out_a_full_disk(folder: Path, train_dir: Path) -> Outcome:
     config = small_config(train={"max_steps": EVAL_MAX_STEPS},
                           runtime={"checkpoint_every_steps": 25, "keep_checkpoints": 3},
-                          eval={"interval_secs": 1})
+                          eval={"every_secs": 1})
     stack = NativeStack(folder, config)
     # The run trained first, by the trainer alone: its checkpoints are eval's work to come.
     trained = stack.run(sys.executable, "-m", "app", "train", timeout=600)
