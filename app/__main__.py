@@ -97,7 +97,7 @@ def _run(arguments, config) -> int:
         return ExitCode.DONE
     if arguments.command == "train":
         if arguments.sweep_run:
-            config = _sweep_entry(config, arguments.sweep_run)
+            config = configuration.find_sweep_run(config.sweep, arguments.sweep_run).config
         elif config.sweep:
             from app.train import sweep
             handed_on = ([f"--config={arguments.config}"] if arguments.config else []) + [
@@ -133,14 +133,6 @@ def _run(arguments, config) -> int:
         from app.runtime import health
         return health.main(config)
     raise AssertionError(arguments.command)
-
-
-def _sweep_entry(config, run: str):
-    for entry in config.sweep:
-        if entry.run == run:
-            return entry.config
-    raise configuration.ConfigError(f"--sweep-run {run}: the config's sweep has no run '{run}' "
-                                    f"(it has {', '.join(e.run for e in config.sweep) or 'none'})")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 every key and its default documented in defaults.yaml. What the rest of the appliance uses:"""
 from app.config.schema import (CONFIG_FILE_VARIABLE, DEFAULTS_FILE, OVERRIDE_PREFIX, Config,
                                ConfigError, check_paths, load, with_sections_of)
+from app.config.sweep import find as find_sweep_run
 
 __all__ = ["CONFIG_FILE_VARIABLE", "DEFAULTS_FILE", "OVERRIDE_PREFIX", "Config", "ConfigError",
-           "check_paths", "load", "with_sections_of"]
+           "check_paths", "find_sweep_run", "load", "with_sections_of"]

@@ -15,7 +15,8 @@ A key that was renamed is still read under its old name for a release, with a on
 that names the new one (app/config/sources.py).
 
 A file may also list a sweep: runs that the trainer trains one after another, each a name and the
-keys it changes (app/train/sweep.py). Each is checked here like the rest, before anything starts.
+keys it changes (app/config/sweep.py reads and checks it; app/train/sweep.py trains it). Each is
+checked like the rest, before anything starts.
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from typing import Any, Literal, Mapping
 
 import yaml
 
-from app.config import sources
+from app.config import sources, sweep
 from app.volume import runs
 # What callers know the configuration by (app/config/__init__.py passes them on).
 from app.config.sources import CONFIG_FILE_VARIABLE, OVERRIDE_PREFIX, ConfigError  # noqa: F401
@@ -152,15 +153,6 @@ class TensorBoardConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class SweepEntry:
-    """One run of a sweep: its name (paths.run), the keys it changes, and the whole
-    configuration it trains with."""
-    run: str
-    changes: tuple[tuple[str, Any], ...]
-    config: Config = dataclasses.field(repr=False, compare=False)
-
-
-@dataclasses.dataclass(frozen=True)
 class Config:
     paths: PathsConfig
     data: DataConfig
@@ -172,13 +164,12 @@ class Config:
     projector: ProjectorConfig
     export: ExportConfig
     tensorboard: TensorBoardConfig
-    sweep: tuple[SweepEntry, ...] = ()
+    sweep: tuple[sweep.SweepEntry, ...] = ()
 
     def as_dict(self) -> dict:
         settings = {field.name: dataclasses.asdict(getattr(self, field.name))
-                    for field in dataclasses.fields(self) if field.name != sources.SWEEP}
-        settings[sources.SWEEP] = [{"run": entry.run, "set": dict(entry.changes)}
-                                   for entry in self.sweep]
+                    for field in dataclasses.fields(self) if field.name != sweep.SECTION}
+        settings[sweep.SECTION] = sweep.as_written(self.sweep)
         return settings
 
     def to_yaml(self) -> str:
@@ -192,8 +183,10 @@ class Config:
 
 # With postponed annotations, dataclass field types are the names written above.
 SECTIONS: dict[str, type] = {f.name: globals()[f.type] for f in dataclasses.fields(Config)
-                             if f.name != sources.SWEEP}
+                             if f.name != sweep.SECTION}
 VALUE_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
+# Sections written as a list, each with what reads it.
+LISTS = {sweep.SECTION: sweep.read}
 _EXPONENT_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
@@ -201,12 +194,15 @@ def load(config_file: str | None = None, overrides: list[str] = (),
          environ: Mapping[str, str] | None = None) -> Config:
     """Resolves the four layers into a Config, or raises ConfigError."""
     environ = os.environ if environ is None else environ
-    raw = sources.read_yaml_file(DEFAULTS_FILE, SECTIONS)
+    raw = sources.read_yaml_file(DEFAULTS_FILE, SECTIONS, LISTS)
     user_file = config_file or environ.get(sources.CONFIG_FILE_VARIABLE)
     if user_file:
-        sources.merge(raw, sources.renamed(sources.read_yaml_file(Path(user_file), SECTIONS)))
-    sources.merge(raw, sources.renamed(sources.environment_overrides(environ)))
-    sources.merge(raw, sources.renamed(sources.command_line_overrides(overrides)))
+        sources.merge(raw, sources.renamed(sources.read_yaml_file(Path(user_file), SECTIONS,
+                                                                  LISTS)))
+    for layer in (sources.environment_overrides(environ),
+                  sources.command_line_overrides(overrides)):
+        sweep.refuse_outside_a_file(layer)
+        sources.merge(raw, sources.renamed(layer))
     return _build(raw)
 
 
@@ -216,45 +212,9 @@ def _check_section(section: str, origin: str) -> type:
 
 
 def _build(raw: dict[str, dict[str, sources.Setting]]) -> Config:
-    sweep = raw.pop(sources.SWEEP, {}).get("entries")
+    written = sweep.take(raw)
     config = _build_sections(raw)
-    if sweep is None:
-        return config
-    if not isinstance(sweep.value, list):
-        raise ConfigError(f"{sweep.origin}: a sweep is given in a config file, as a list of runs")
-    return dataclasses.replace(config, sweep=tuple(_sweep(raw, sweep.value)))
-
-
-def _sweep(raw: dict[str, dict[str, sources.Setting]], entries: list[dict]):
-    """Each entry as a run of its own: a safe, unique name and the keys it changes, each checked
-    as it would be anywhere else, in the whole configuration it makes."""
-    seen = {}
-    for entry in entries:
-        name = entry["run"]
-        if not isinstance(name.value, str) or (problem := runs.name_problem(name.value)):
-            raise ConfigError(f"{name.origin}: sweep run {name.value!r}: expected a folder name "
-                              f"({problem if isinstance(name.value, str) else 'a text'})")
-        if name.value in seen:
-            raise ConfigError(f"{name.origin}: sweep run '{name.value}' twice (first at "
-                              f"{seen[name.value].rsplit(': ', 1)[-1]}); each run needs a name "
-                              f"of its own")
-        seen[name.value] = name.origin
-        overlay: dict[str, dict[str, sources.Setting]] = {"paths": {"run": name}}
-        for dotted, setting in entry["set"].items():
-            section, dot, key = dotted.partition(".")
-            if not dot or not key:
-                raise ConfigError(f"{setting.origin}: expected section.key, got '{dotted}'")
-            if section == "paths":
-                raise ConfigError(f"{setting.origin}: a sweep run keeps the appliance's paths; "
-                                  f"'{dotted}' cannot change per run (its name is its folder)")
-            overlay.setdefault(section, {})[key] = setting
-        overlay = sources.renamed(overlay)
-        layered = {section: dict(settings) for section, settings in raw.items()}
-        sources.merge(layered, overlay)
-        changes = tuple((f"{section}.{key}", setting.value)
-                        for section, settings in overlay.items() if section != "paths"
-                        for key, setting in settings.items())
-        yield SweepEntry(name.value, changes, _build_sections(layered))
+    return dataclasses.replace(config, sweep=sweep.entries(written, raw, _build_sections))
 
 
 def _build_sections(raw: dict[str, dict[str, sources.Setting]]) -> Config:

@@ -4,21 +4,21 @@ section.key=value, and the old names of renamed keys (read for a release, with a
 
 Values given as text (variables, --set) are read as YAML scalars, so "2000" is a number and
 "false" a boolean; a free text given as text stays that text (app/config/schema.py). A file may also
-hold a sweep: a list of runs, each a name and the keys it changes. What the settings must be is
-app/config/schema.py's: here they are only read, each layer a {section: {key: Setting}}.
+hold a sweep: a list of runs, each a name and the keys it changes, read by app/config/sweep.py.
+What the settings must be is app/config/schema.py's: here they are only read, each layer a
+{section: {key: Setting}}.
 """
 from __future__ import annotations
 
 import difflib
 import logging
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import yaml
 
 CONFIG_FILE_VARIABLE = "CIFAR10_CONFIG"
 OVERRIDE_PREFIX = "CIFAR10_"
-SWEEP = "sweep"
 
 # Old name -> new name, for keys renamed so that each name says what it chooses: the recipe (not
 # only the model), each recipe's own keys in its own section, and the machine's settings apart
@@ -69,8 +69,10 @@ class Setting:
         self.text = text
 
 
-def read_yaml_file(path: Path, sections) -> dict[str, dict[str, Setting]]:
-    """A YAML file's settings; `sections` are those a config may have."""
+def read_yaml_file(path: Path, sections,
+                   lists: Mapping[str, Callable]) -> dict[str, dict[str, Setting]]:
+    """A YAML file's settings; `sections` are those a config may have, `lists` those written as a
+    list instead, each with the function that reads it, read(path, text, node) (the sweep)."""
     if not path.exists():
         raise ConfigError(f"{path}: config file not found")
     if path.is_dir():
@@ -103,10 +105,10 @@ def read_yaml_file(path: Path, sections) -> dict[str, dict[str, Setting]]:
     raw: dict[str, dict[str, Setting]] = {}
     section_origins: dict[str, str] = {}
     for section_node, keys_node in document.value:
-        section = _scalar_key(path, section_node)
+        section = scalar_key(path, section_node)
         origin = f"{path}: line {section_node.start_mark.line + 1}"
-        if section == SWEEP:
-            raw[SWEEP] = {"entries": Setting(_sweep_entries(path, text, keys_node), origin)}
+        if section in lists:
+            raw[section] = {"entries": Setting(lists[section](path, text, keys_node), origin)}
             continue
         check_section(RENAMED_KEYS.get(section, section), sections, origin)
         # YAML would quietly keep only the last of two same keys: the other edit would be lost.
@@ -118,7 +120,7 @@ def read_yaml_file(path: Path, sections) -> dict[str, dict[str, Setting]]:
             raise ConfigError(f"{origin}: section '{section}' must be a mapping of keys")
         settings = raw.setdefault(section, {})
         for key_node, value_node in keys_node.value:
-            key = _scalar_key(path, key_node)
+            key = scalar_key(path, key_node)
             key_origin = f"{path}: line {key_node.start_mark.line + 1}"
             if key in settings:
                 raise ConfigError(f"{key_origin}: '{section}.{key}' is set twice (first at "
@@ -128,42 +130,7 @@ def read_yaml_file(path: Path, sections) -> dict[str, dict[str, Setting]]:
     return raw
 
 
-def _sweep_entries(path: Path, text: str, node: yaml.Node) -> list[dict]:
-    """The sweep's entries as written: each {"run": Setting, "set": {dotted key: Setting}}."""
-    def line(of: yaml.Node) -> str:
-        return f"{path}: line {of.start_mark.line + 1}"
-
-    if not isinstance(node, yaml.SequenceNode):
-        raise ConfigError(f"{line(node)}: '{SWEEP}' must be a list of runs, each '- run: NAME' "
-                          f"with 'set:' and the keys it changes")
-    entries = []
-    for item in node.value:
-        if not isinstance(item, yaml.MappingNode):
-            raise ConfigError(f"{line(item)}: a sweep entry must be 'run: NAME' and 'set:'")
-        entry = {"run": None, "set": {}, "origin": line(item)}
-        for key_node, value_node in item.value:
-            key = _scalar_key(path, key_node)
-            if key == "run":
-                value = yaml.SafeLoader(text).construct_object(value_node, deep=True)
-                entry["run"] = Setting(value, line(key_node))
-            elif key == "set" and isinstance(value_node, yaml.MappingNode):
-                for setting_node, setting_value in value_node.value:
-                    dotted = _scalar_key(path, setting_node)
-                    value = yaml.SafeLoader(text).construct_object(setting_value, deep=True)
-                    entry["set"][dotted] = Setting(value, line(setting_node))
-            elif key == "set":
-                raise ConfigError(f"{line(key_node)}: 'set:' takes the keys the run changes, "
-                                  f"as section.key: value")
-            else:
-                raise ConfigError(f"{line(key_node)}: unknown key '{key}' in a sweep entry "
-                                  f"(an entry has 'run' and 'set')")
-        if entry["run"] is None:
-            raise ConfigError(f"{entry['origin']}: a sweep entry without 'run:', its name")
-        entries.append(entry)
-    return entries
-
-
-def _scalar_key(path: Path, node: yaml.Node) -> str:
+def scalar_key(path: Path, node: yaml.Node) -> str:
     if not isinstance(node, yaml.ScalarNode):
         raise ConfigError(f"{path}: line {node.start_mark.line + 1}: keys must be plain names")
     return str(node.value)
@@ -178,7 +145,6 @@ def environment_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, Set
         origin = f"environment variable {variable}"
         if not key:
             raise ConfigError(f"{origin}: expected {OVERRIDE_PREFIX}<SECTION>_<KEY>")
-        _refuse_sweep_outside_a_file(section, origin)
         raw.setdefault(section, {})[key] = Setting(_parse_scalar(text, origin), origin, text)
     return raw
 
@@ -191,7 +157,6 @@ def command_line_overrides(overrides: list[str]) -> dict[str, dict[str, Setting]
         section, dot, key = dotted_key.strip().partition(".")
         if not equals or not dot or not section or not key:
             raise ConfigError(f"{origin}: expected --set section.key=value")
-        _refuse_sweep_outside_a_file(section, origin)
         raw.setdefault(section, {})[key] = Setting(_parse_scalar(text, origin), origin, text)
     return raw
 
@@ -240,11 +205,6 @@ def _how_to_write(dotted_key: str, value: Any, origin: str) -> str:
         return f"--set {dotted_key}={text}"
     section, key = dotted_key.split(".")
     return f"'{key}: {text}' under '{section}:'"
-
-
-def _refuse_sweep_outside_a_file(section: str, origin: str) -> None:
-    if section == SWEEP:
-        raise ConfigError(f"{origin}: a sweep is a list of runs, given in a config file only")
 
 
 def _parse_scalar(text: str, origin: str) -> Any:

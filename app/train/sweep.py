@@ -15,6 +15,9 @@ again. The runs go one after another rather than one per GPU: each then trains o
 machine's GPUs (MirroredStrategy), eval and TensorBoard keep up with one run at a time, and the
 curves come in the order the sweep lists them.
 
+The list itself, each run checked in the whole configuration it makes before anything starts,
+is app/config/sweep.py's: here config.sweep's entries are trained.
+
 A stop (SIGTERM) reaches the run in training, which saves and exits; the sweep then ends without
 starting the next one.
 """

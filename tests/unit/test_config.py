@@ -275,3 +275,14 @@ def test_auto_is_a_word_of_its_own_and_no_number_means_it(tmp_path):
 def test_a_key_given_under_its_old_and_new_name_at_once_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="'train.recipe' is set twice"):
         load(tmp_path, "train:\n  model: cnn\n  recipe: fast\n")
+
+
+def test_a_sweep_run_is_found_by_its_name_or_refused_naming_the_sweep_s_runs(tmp_path):
+    resolved = load(tmp_path, "sweep:\n"
+                              "  - run: lr-0.05\n    set: {tutorial.initial_learning_rate: 0.05}\n"
+                              "  - run: lr-0.2\n    set: {tutorial.initial_learning_rate: 0.2}\n")
+    found = config.find_sweep_run(resolved.sweep, "lr-0.2")
+    assert found.config.tutorial.initial_learning_rate == 0.2
+    with pytest.raises(ConfigError, match=r"--sweep-run lr-1: the config's sweep has no run "
+                                          r"'lr-1' \(it has lr-0.05, lr-0.2\)"):
+        config.find_sweep_run(resolved.sweep, "lr-1")
