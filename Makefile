@@ -9,7 +9,7 @@ TF_PACKAGE ?= tensorflow-cpu
 # Where `make run` keeps its checkpoints, logs and data (the container uses volumes instead).
 RUN_DIR ?= $(CURDIR)
 
-.PHONY: install run test test-fast screenshot
+.PHONY: install run test test-fast screenshot defaults
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ test: install
 # Without the container and browser tests, for a quick loop while editing.
 test-fast: install
 	$(VENV_PYTHON) -m pytest -m "not container and not browser"
+
+# Renders app/config/defaults.yaml from app/config/schema.py, where every key is written.
+defaults: install
+	$(VENV_PYTHON) -m app.config.defaults
 
 # Renews docs/tensorboard-scalars.png (the README's picture) from a real run, through the browser test.
 screenshot: install

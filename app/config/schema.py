@@ -1,5 +1,8 @@
 """The configuration: YAML in, one typed, validated, frozen object out.
 
+Each key is written once, here: a field of its section's dataclass, with its type, default,
+limits and documentation. app/config/defaults.yaml is rendered from them (app/config/defaults.py).
+
 Layers, each over the one before:
   1. the packaged defaults, app/config/defaults.yaml (every key, documented);
   2. the user's file (--config FILE, or the CIFAR10_CONFIG environment variable): only the keys
@@ -21,6 +24,7 @@ checked like the rest, before anything starts.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 import os
 import re
@@ -50,106 +54,223 @@ SECRET_LEFT_OUT = "(set, not shown)"
 Auto = Literal["auto"]
 
 
-def _field(minimum=None, choices=None, exclusive_minimum=None, maximum=None, url=False,
-           folder_name=False):
-    return dataclasses.field(metadata=dict(
-        minimum=minimum, exclusive_minimum=exclusive_minimum, maximum=maximum, choices=choices,
-        url=url, folder_name=folder_name))
+def _field(default, doc: str = "", minimum=None, choices=None, exclusive_minimum=None,
+           maximum=None, url=False, folder_name=False):
+    """A key, written once: its default, what it is for (its comment in defaults.yaml; none when
+    the one above it covers it too) and the limits its values are checked against."""
+    return dataclasses.field(default=default, metadata=dict(
+        doc=inspect.cleandoc(doc), minimum=minimum, exclusive_minimum=exclusive_minimum,
+        maximum=maximum, choices=choices, url=url, folder_name=folder_name))
 
 
 @dataclasses.dataclass(frozen=True)
 class PathsConfig:
-    train_dir: str = _field()
-    run: str = _field(folder_name=True)
-    data_dir: str = _field()
+    """Where the appliance keeps what it writes, and finds the data set."""
+    train_dir: str = _field("/cifar10_train", doc="""
+        The volume: one folder per run, which holds its checkpoints (model.ckpt-<step>, the
+        `checkpoint` state file), its training event files and eval/ (eval's events and results).
+        TensorBoard shows every run in it. Nothing ever wipes it: a restart resumes.""")
+    run: str = _field("default", folder_name=True, doc="""
+        The run this trainer trains (and `eval --once`, `report --run`, `predict` look at): the
+        name of its folder in train_dir and of its line in TensorBoard, made of letters, digits,
+        '.', '_', '-'.""")
+    data_dir: str = _field("/cifar10_data", doc="""
+        Where CIFAR-10 is downloaded to, or found already extracted (cifar-10-batches-bin/).
+        May be mounted read-only when the data is already there.""")
 
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
-    source: str = _field(choices=("cifar10", "synthetic"))
-    url: str = _field(url=True)
-    md5: str = _field()
-    download_attempts: int = _field(minimum=1)
-    synthetic_train_examples: int = _field(minimum=5)
-    synthetic_test_examples: int = _field(minimum=1)
-    synthetic_seed: int = _field(minimum=0)
+    """The images the trainer learns from and eval measures on."""
+    source: str = _field("cifar10", choices=("cifar10", "synthetic"), doc="""
+        cifar10: the real data set (downloaded once and verified, or mounted).
+        synthetic: a generated, learnable set in the same binary layout, for demos and tests.""")
+    url: str = _field(
+        "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz", url=True, doc="""
+        The binary version from the data set's home page, and its published MD5.""")
+    md5: str = _field("c32a1d4ab5d03f1284b67883e8d87530")
+    download_attempts: int = _field(3, minimum=1, doc="""
+        Download attempts before giving up (with a growing pause between them).""")
+    synthetic_train_examples: int = _field(10000, minimum=5, doc="""
+        Size of the synthetic set: training images (split over five batch files) and test images
+        (10,000, as in the real set, so that eval.num_examples' default fits either source).""")
+    synthetic_test_examples: int = _field(10000, minimum=1)
+    synthetic_seed: int = _field(0, minimum=0, doc="""
+        The synthetic set is a pure function of this seed and the sizes above.""")
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    recipe: str = _field(choices=("tutorial", "fast"))
-    max_steps: int = _field(minimum=1)
-    batch_size: int = _field(minimum=1)
-    moving_average_decay: float = _field(minimum=0.0, maximum=1.0)
-    seed: int | None = _field(minimum=0)
-    scale_learning_rate: str = _field(choices=("linear", "none"))
+    """What is learned, and from how much: every key here is a hyperparameter, shown in the
+    HParams tab with the recipe's section. How this machine runs the training is `runtime:`."""
+    recipe: str = _field("tutorial", choices=("tutorial", "fast"), doc="""
+        How to train, network included (app/model/recipes/): `tutorial` is the classic TensorFlow
+        tutorial (its CNN, 1.07M parameters, trained its way; tuned in the `tutorial:` section);
+        `fast` is ResNet-9 trained as the fastest known CIFAR-10 recipes train it (6.6M parameters;
+        the `fast:` section).""")
+    max_steps: int = _field(100000, minimum=1, doc="""
+        Training stops (with a final checkpoint) at this global step.""")
+    batch_size: int = _field(128, minimum=1, doc="""
+        Images per step.""")
+    moving_average_decay: float = _field(0.9999, minimum=0.0, maximum=1.0, doc="""
+        Decay of the exponential moving averages of all trainable variables, kept in the checkpoint
+        and used by eval. Early on the effective decay is min(decay, (1 + step) / (10 + step)).""")
+    seed: int | None = _field(None, minimum=0, doc="""
+        Seed for the shuffling and augmentation (null: different every run).""")
+    scale_learning_rate: str = _field("linear", choices=("linear", "none"), doc="""
+        train.batch_size is per replica: a step takes batch_size x replicas images. `linear`
+        multiplies the recipe's learning rates by the number of replicas to match (Goyal et al.,
+        2017); `none` keeps them.""")
     # Words that YAML does not read as booleans (it would read on/off/yes/no so).
-    mixed_precision: str = _field(choices=("auto", "float32", "bfloat16"))
+    mixed_precision: str = _field("auto", choices=("auto", "float32", "bfloat16"), doc="""
+        Compute in bfloat16, keeping the weights in float32 (auto|float32|bfloat16). auto: bfloat16
+        for the fast recipe on GPUs that have it fast (Ampere and newer) and on CPUs with bfloat16
+        instructions (AVX512_BF16, AMX); float32 for the tutorial CNN, which was seen to diverge in
+        bfloat16 at its learning rate, and on other hardware.""")
 
 
 @dataclasses.dataclass(frozen=True)
 class TutorialConfig:
-    initial_learning_rate: float = _field(exclusive_minimum=0.0)
-    learning_rate_decay_factor: float = _field(exclusive_minimum=0.0, maximum=1.0)
-    epochs_per_decay: float = _field(exclusive_minimum=0.0)
-    weight_decay: float = _field(minimum=0.0)
+    """The tutorial's recipe (train.recipe: tutorial), with the values of its cifar10.py."""
+    initial_learning_rate: float = _field(0.1, exclusive_minimum=0.0, doc="""
+        Plain SGD at initial_learning_rate, multiplied by learning_rate_decay_factor every
+        epochs_per_decay epochs (staircase): at batch 128, 0.1 for the first 136,718 steps, which is
+        longer than the tutorial ever trained (it reached 86% in 100k steps).""")
+    learning_rate_decay_factor: float = _field(0.1, exclusive_minimum=0.0, maximum=1.0)
+    epochs_per_decay: float = _field(350.0, exclusive_minimum=0.0)
+    weight_decay: float = _field(0.004, minimum=0.0, doc="""
+        L2 weight decay on the kernels of local3 and local4 only, the fully connected layers that
+        hold most of the parameters (and overfit first); the convolutions are left free.""")
 
 
 @dataclasses.dataclass(frozen=True)
 class FastConfig:
-    width: int = _field(minimum=1)
-    peak_learning_rate: float = _field(exclusive_minimum=0.0)
-    warmup_fraction: float = _field(exclusive_minimum=0.0, maximum=1.0)
-    momentum: float = _field(minimum=0.0, maximum=1.0)
-    weight_decay: float = _field(minimum=0.0)
-    label_smoothing: float = _field(minimum=0.0, maximum=1.0)
+    """The fast recipe (train.recipe: fast), after David Page's "How to train your ResNet" and
+    Keller Jordan's airbench. Their 94% CIFAR-10 runs took about 10 epochs: with batch_size 512,
+    that is max_steps ~980 (50,000 / 512 x 10).
+    """
+    width: int = _field(64, minimum=1, doc="""
+        Channels of the first layer; the three stages have 2x, 4x and 8x as many (Page's 64).
+        Narrower trains faster and reaches less.""")
+    peak_learning_rate: float = _field(0.4, exclusive_minimum=0.0, doc="""
+        The one-cycle schedule: linear from 0 to this peak over the first warmup_fraction of
+        train.max_steps, then linear back to 0 at max_steps. A high peak reached slowly lets a short
+        run take large steps without diverging early (Smith's super-convergence; Page's 0.4).""")
+    warmup_fraction: float = _field(0.25, exclusive_minimum=0.0, maximum=1.0)
+    momentum: float = _field(0.9, minimum=0.0, maximum=1.0, doc="""
+        Nesterov momentum, as Page used it.""")
+    weight_decay: float = _field(0.0005, minimum=0.0, doc="""
+        Weight decay applied by the optimizer, decoupled from the loss (Page's 5e-4).""")
+    label_smoothing: float = _field(0.2, minimum=0.0, maximum=1.0, doc="""
+        Cross entropy against targets of 1 - s on the true class and s/10 spread over all classes:
+        over-confident scores are what a 10-epoch run most overfits into (Page: 0.2).""")
 
 
 @dataclasses.dataclass(frozen=True)
 class RuntimeConfig:
-    device: str = _field(choices=("auto", "gpu", "cpu"))
-    strategy: str = _field(choices=("auto", "mirrored", "multi_worker"))
-    threads: int | Auto = _field(minimum=1)
-    cpu_devices: int = _field(minimum=1)
-    xla: str = _field(choices=("auto", "enabled", "disabled"))
-    steps_per_call: int | Auto = _field(minimum=1)
-    checkpoint_every_steps: int = _field(minimum=0)
-    checkpoint_every_secs: float = _field(minimum=0.0)
-    keep_checkpoints: int = _field(minimum=1)
-    summary_every_steps: int = _field(minimum=1)
-    log_every_steps: int = _field(minimum=1)
+    """How the trainer runs on this machine, and what it writes down how often: none of it
+    changes what is learned (the HParams tab shows train: and the recipe's section, not
+    this). The cadences belong here beside the devices: a GPU's pace asks for other
+    cadences than a CPU's, and steps_per_call runs up to the next of them.
+    """
+    device: str = _field("auto", choices=("auto", "gpu", "cpu"), doc="""
+        What to train on: auto uses the GPUs TensorFlow sees, else the CPU, but refuses to start
+        (exit 2, saying why) when the container was given GPUs that TensorFlow cannot use; gpu
+        refuses to start without one; cpu trains on the CPU even where there are GPUs.""")
+    strategy: str = _field("auto", choices=("auto", "mirrored", "multi_worker"), doc="""
+        How training spreads over devices and machines (see the README's "Scaling out"):
+          auto          all GPUs of this machine in sync (MirroredStrategy) when there are several,
+                        else the one GPU or the CPU
+          mirrored      MirroredStrategy, also on one device
+          multi_worker  MultiWorkerMirroredStrategy over the machines named in TF_CONFIG; only the
+                        chief writes checkpoints and summaries into train_dir""")
+    threads: int | Auto = _field("auto", minimum=1, doc="""
+        CPU threads for TensorFlow's ops (auto: TensorFlow decides, usually all cores).""")
+    cpu_devices: int = _field(1, minimum=1, doc="""
+        Split the CPU into this many logical devices: distribution on a machine without GPUs
+        (tests).""")
+    xla: str = _field("auto", choices=("auto", "enabled", "disabled"), doc="""
+        Compile the forward and backward pass with XLA (auto|enabled|disabled; summary steps stay
+        uncompiled: XLA cannot compile summary ops). auto: enabled with a GPU, disabled on the CPU,
+        where it measured ~20% slower.""")
+    steps_per_call: int | Auto = _field("auto", minimum=1, doc="""
+        Steps run in one call to TensorFlow, without a return to Python in between (as Keras'
+        steps_per_execution): auto runs as many as there are before the next log line, summary,
+        checkpoint or max_steps, and at most ~2 s of them, so that a stop is answered at once; N
+        caps that at N (1: one step a call).""")
+    checkpoint_every_steps: int = _field(1000, minimum=0, doc="""
+        Save a checkpoint every this many steps and/or seconds (0 turns either trigger off).""")
+    checkpoint_every_secs: float = _field(600.0, minimum=0.0)
+    keep_checkpoints: int = _field(5, minimum=1, doc="""
+        Checkpoints kept on disk; older ones are rotated away.""")
+    summary_every_steps: int = _field(100, minimum=1, doc="""
+        Write summaries (histograms, images, losses) every this many steps.""")
+    log_every_steps: int = _field(10, minimum=1, doc="""
+        Print a progress line every this many steps.""")
 
 
 @dataclasses.dataclass(frozen=True)
 class EvalConfig:
-    every_secs: float = _field(minimum=0.0)
-    num_examples: int = _field(minimum=1)
-    batch_size: int = _field(minimum=1)
-    use_moving_averages: bool = _field()
-    device: str = _field(choices=("auto", "gpu", "cpu"))
-    threads: int | Auto = _field(minimum=1)
-    niceness: int = _field(minimum=0, maximum=19)
-    gpu_memory_limit_mb: int = _field(minimum=0)
+    """Eval, the program beside the trainer that measures every run's new checkpoints."""
+    every_secs: float = _field(300.0, minimum=0.0, doc="""
+        Look for new checkpoints every this many seconds (0: without a pause between looks).""")
+    num_examples: int = _field(10000, minimum=1, doc="""
+        Test images evaluated, each exactly once (at most the size of the test set).""")
+    batch_size: int = _field(500, minimum=1)
+    use_moving_averages: bool = _field(True, doc="""
+        Restore the exponential moving averages (as the tutorial did); false uses the raw
+        weights.""")
+    device: str = _field("auto", choices=("auto", "gpu", "cpu"), doc="""
+        What to evaluate on, as runtime.device (auto, gpu, cpu). cpu leaves the GPU to the
+        trainer.""")
+    threads: int | Auto = _field(1, minimum=1, doc="""
+        CPU threads for eval's ops (auto: TensorFlow decides). 1 keeps eval from slowing training
+        down on small machines.""")
+    niceness: int = _field(19, minimum=0, maximum=19, doc="""
+        Eval's CPU priority (0-19, as `nice`): at 19 it gets only the CPU the trainer leaves, so it
+        never slows training down; 0 shares the CPU evenly (faster evaluations, slower
+        training).""")
+    gpu_memory_limit_mb: int = _field(2048, minimum=0, doc="""
+        Eval never grabs the whole GPU (memory growth is on). A cap in MiB on what it may take,
+        0 for no cap.""")
 
 
 @dataclasses.dataclass(frozen=True)
 class ProjectorConfig:
-    examples: int = _field(minimum=0, maximum=10000)
-    every_evals: int = _field(minimum=1)
+    """What eval writes for TensorBoard's Projector tab."""
+    examples: int = _field(1000, minimum=0, maximum=10000, doc="""
+        Test images placed in TensorBoard's Projector tab by their penultimate-layer (local4)
+        activations, coloured by class: the first ones of the test set (all of it if it is smaller);
+        0: no projector. For 1,000 images a write costs ~0.25 s on one CPU thread and ~1 MB on
+        disk.""")
+    every_evals: int = _field(1, minimum=1, doc="""
+        Write them at every this-many-th evaluation (and always at train.max_steps); the newest 5
+        writes are kept, so the Projector can show the classes drawing apart.""")
 
 
 @dataclasses.dataclass(frozen=True)
 class ExportConfig:
-    best: bool = _field()
-    keep: int = _field(minimum=1)
+    """The models eval exports for serving."""
+    best: bool = _field(True, doc="""
+        Whenever an evaluation beats the run's best so far, export that model as a SavedModel that
+        TensorFlow Serving loads: <run>/export/<step>/, image files (or uint8 32x32x3 pixels) in,
+        class probabilities and names out. The newest version is always the best.""")
+    keep: int = _field(3, minimum=1, doc="""
+        Versions kept in <run>/export (the older ones are let go of).""")
 
 
 @dataclasses.dataclass(frozen=True)
 class TensorBoardConfig:
-    port: int = _field(minimum=1, maximum=65535)
-    reload_every_secs: float = _field(exclusive_minimum=0.0)
-    password: str | None = _field()
-    password_file: str | None = _field()
+    """TensorBoard, serving every run of train_dir."""
+    port: int = _field(6006, minimum=1, maximum=65535)
+    reload_every_secs: float = _field(5.0, exclusive_minimum=0.0, doc="""
+        Scan train_dir for new event files every this many seconds.""")
+    password: str | None = _field(None, doc="""
+        TensorBoard has no login of its own: whoever reaches the port sees every run. With a
+        password, every page and data route asks for it (HTTP Basic authentication, any user name).
+        Give it here, or better in a file (a Docker or Kubernetes secret), named by password_file;
+        not both.""")
+    password_file: str | None = _field(None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,7 +285,16 @@ class Config:
     projector: ProjectorConfig
     export: ExportConfig
     tensorboard: TensorBoardConfig
-    sweep: tuple[sweep.SweepEntry, ...] = ()
+    sweep: tuple[sweep.SweepEntry, ...] = _field((), doc="""
+        Runs the trainer trains one after another, each in a folder of its own, instead of
+        paths.run: a name (its folder, its line in TensorBoard) and the keys it changes. After a
+        restart the finished runs are skipped and the one in progress resumes; HParams compares
+        them. Only in a config file, for example
+          sweep:
+            - run: lr-0.05
+              set: {tutorial.initial_learning_rate: 0.05}
+            - run: lr-0.2
+              set: {tutorial.initial_learning_rate: 0.2, train.batch_size: 256}""")
 
     def as_dict(self) -> dict:
         settings = {field.name: dataclasses.asdict(getattr(self, field.name))

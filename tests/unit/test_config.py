@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from app import config
-from app.config import ConfigError
+from app.config import ConfigError, defaults
 from app.exit_codes import ExitCode
 from tests.conftest import REPO_ROOT, app_environment
 
@@ -30,6 +30,12 @@ def test_defaults_document_every_key():
     for section, keys in defaults.items():
         for key in keys:  # each key has a comment right above it or in its section's block
             assert f"  {key}:" in text
+
+
+def test_the_committed_defaults_are_what_the_schema_renders():
+    # The schema is written once, in app/config/schema.py: after a change there, run
+    # `python -m app.config.defaults` (or `make defaults`) to render defaults.yaml again.
+    assert config.DEFAULTS_FILE.read_text(encoding="utf-8") == defaults.render()
 
 
 def test_layers_apply_in_order_file_then_environment_then_set(tmp_path):
