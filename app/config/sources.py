@@ -16,6 +16,8 @@ from typing import Any, Mapping
 
 import yaml
 
+from app.exit_codes import AppError
+
 CONFIG_FILE_VARIABLE = "CIFAR10_CONFIG"
 OVERRIDE_PREFIX = "CIFAR10_"
 SWEEP = "sweep"
@@ -37,8 +39,9 @@ RENAMED_VALUES = {"train.model": {"cnn": "tutorial", "resnet": "fast"}}
 log = logging.getLogger(__name__)
 
 
-class ConfigError(ValueError):
+class ConfigError(AppError, ValueError):
     """A configuration the appliance refuses to start with. str() is the whole message."""
+    log_prefix = "config error"
 
 
 class Setting:
