@@ -4,8 +4,8 @@
 #   entrypoint.sh                 check the config, prepare the folders, make the data set ready,
 #                                 then run train, eval and tensorboard under supervisord
 #   entrypoint.sh ROLE [ARG...]   just that program: `python -m app ROLE ARG...`, where ROLE is
-#                                 train, eval, tensorboard, data, report, predict, check-config
-#                                 or health
+#                                 any command of `python -m app` (train, eval, tensorboard, data,
+#                                 report, predict, check-config, health: `python -m app --help`)
 #   entrypoint.sh supervisorctl [ARG...]
 #                                 supervisorctl of the running appliance, e.g. `... status`
 #   entrypoint.sh COMMAND...      anything else is run as is (bash, ls /cifar10_train, ...)
@@ -129,6 +129,13 @@ new_supervisor_password() {
     APPLIANCE_SUPERVISOR_PASSWORD=$(cat "$SUPERVISOR_PASSWORD_FILE")
 }
 
+# How `python -m app` runs a command: "folders" for one that uses the appliance's folders (made
+# first, and the command run as their owner), "caller" for one run as whoever calls; nothing for a
+# word that is not a command of it. The list is app/__main__.py's own.
+kind_of_command() {
+    "$PYTHON" -m app --commands | awk -v word="$1" '$1 == word { print $2 }'
+}
+
 case "${1:-}" in
     "")
         prepare
@@ -139,19 +146,23 @@ case "${1:-}" in
         exec "${run_as_owner[@]}" "$PYTHON" -m supervisor.supervisord --nodaemon \
             --configuration "$APPLIANCE_HOME/app/runtime/supervisord.conf"
         ;;
-    train | eval | tensorboard | data | report)
-        prepare
-        exec "${run_as_owner[@]}" "$PYTHON" -m app "$@"
-        ;;
-    check-config | health | predict)
-        exec "$PYTHON" -m app "$@"
-        ;;
     supervisorctl)
         shift
         exec "$PYTHON" -m supervisor.supervisorctl \
             --configuration "$APPLIANCE_HOME/app/runtime/supervisord.conf" "$@"
         ;;
     *)
-        exec "$@"
+        case $(kind_of_command "$1") in
+            folders)
+                prepare
+                exec "${run_as_owner[@]}" "$PYTHON" -m app "$@"
+                ;;
+            caller)
+                exec "$PYTHON" -m app "$@"
+                ;;
+            *)
+                exec "$@"
+                ;;
+        esac
         ;;
 esac

@@ -12,6 +12,7 @@
 
 Exit codes (app/exit_codes.py): 0 done; 2 bad configuration or bad input, with a message naming
 what and where; 3 training diverged; anything else a crash (supervisord restarts the program).
+Every error that ends a program is an AppError, turned into its line and its exit code here.
 The programs' lines go through one logger, set up here (app/runtime/logs.py).
 """
 from __future__ import annotations
@@ -25,12 +26,18 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
 from app import config as configuration
-from app.runtime import logs, temp_folder
-from app.data.cifar10 import DataError
-from app.exit_codes import ExitCode
+from app.runtime import logs, process_end, temp_folder
+from app.exit_codes import AppError, ExitCode
 
 # Not __name__: run as `python -m app`, this module is __main__, outside the app's logger.
 log = logging.getLogger(logs.ROOT)
+
+# The commands that use the appliance's folders (train_dir, data_dir): entrypoint.sh makes those
+# first and, started as root, runs these commands as the folders' owner; the others run as
+# whoever calls it. entrypoint.sh learns every command and its kind from `python -m app
+# --commands`, so a command added to the parser below reaches it without a change there.
+USES_THE_FOLDERS = frozenset({"train", "eval", "tensorboard", "data", "report"})
+LIST_COMMANDS = "--commands"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -64,23 +71,31 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("data", parents=[common], help="fetch or generate the data set")
     commands.add_parser("check-config", parents=[common], help="print the resolved config")
     commands.add_parser("health", parents=[common], help="check the running appliance")
+    parser.command_names = list(commands.choices)
     return parser
+
+
+def _list_commands(parser: argparse.ArgumentParser) -> None:
+    """One line per command for entrypoint.sh: its name and `folders` or `caller`."""
+    for name in parser.command_names:
+        print(name, "folders" if name in USES_THE_FOLDERS else "caller")
 
 
 def main(argv: list[str] | None = None) -> int:
     logs.configure()
-    arguments = _parser().parse_args(argv)
+    parser = _parser()
+    if (sys.argv[1:] if argv is None else argv) == [LIST_COMMANDS]:
+        _list_commands(parser)
+        return ExitCode.DONE
+    arguments = parser.parse_args(argv)
     try:
         config = configuration.load(arguments.config, arguments.overrides)
         if arguments.command in ("train", "eval", "data", "check-config"):
             configuration.check_paths(config)
         return _run(arguments, config)
-    except configuration.ConfigError as error:
-        log.error(f"config error: {error}")
-        return ExitCode.BAD_INPUT
-    except DataError as error:
-        log.error(f"data error: {error}")
-        return ExitCode.BAD_INPUT
+    except AppError as error:
+        log.error(f"{error.log_prefix}: {error}")
+        return error.exit_code
 
 
 def _run(arguments, config) -> int:
@@ -136,4 +151,4 @@ def _run(arguments, config) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    process_end.end(main())

@@ -17,6 +17,8 @@ from typing import Any, Callable, Mapping
 
 import yaml
 
+from app.exit_codes import AppError
+
 CONFIG_FILE_VARIABLE = "CIFAR10_CONFIG"
 OVERRIDE_PREFIX = "CIFAR10_"
 
@@ -55,8 +57,9 @@ ZERO_MEANT_AUTO = frozenset({"runtime.threads", "runtime.steps_per_call", "eval.
 log = logging.getLogger(__name__)
 
 
-class ConfigError(ValueError):
+class ConfigError(AppError, ValueError):
     """A configuration the appliance refuses to start with. str() is the whole message."""
+    log_prefix = "config error"
 
 
 class Setting:

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from app.exit_codes import AppError
+
 IMAGE_SIZE = 32
 CHANNELS = 3
 NUM_CLASSES = 10
@@ -46,8 +48,9 @@ SYNTHETIC_MANIFEST = "synthetic.json"
 log = logging.getLogger(__name__)
 
 
-class DataError(Exception):
+class DataError(AppError):
     """The data cannot be used as it is; the message says what, where, and what to do."""
+    log_prefix = "data error"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ import time
 from app.volume import checkpoints, runs
 from app.data import cifar10, pipeline
 from app.runtime import devices
-from app.exit_codes import ExitCode
+from app.exit_codes import AppError, ExitCode
 from app.volume.results import read_results
 from app.eval.run_evaluator import RunEvaluation, config_of_run
 
@@ -158,16 +158,10 @@ def main(config, once: bool = False, until_done: bool = False) -> int:
     # folder; eval has nothing else to finish.
     signal.signal(signal.SIGTERM, lambda _signal, _frame: sys.exit(ExitCode.DONE))
     runs.adopt_old_layout(config.paths.train_dir, config.paths.run)
-    try:
-        evaluator = Evaluator(config)
-    except devices.GpusNotSeen as error:
-        log.error(f"error: {error}")
-        return error.exit_code
+    evaluator = Evaluator(config)
     if once:
         run = config.paths.run
         if evaluator.evaluate_newest(run) is None:
-            log.error(f"error: no readable checkpoint in "
-                      f"{runs.folder(config.paths.train_dir, run)}")
-            return ExitCode.BAD_INPUT
+            raise AppError(f"no readable checkpoint in {runs.folder(config.paths.train_dir, run)}")
         return ExitCode.DONE
     return evaluator.watch(until_done)

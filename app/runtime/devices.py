@@ -16,7 +16,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from app.exit_codes import ExitCode
+from app.exit_codes import AppError
 
 # What the NVIDIA Container Toolkit reads to hand GPUs to a container (--gpus, Compose's
 # `deploy.resources.reservations.devices`); these values hand none.
@@ -24,9 +24,8 @@ NVIDIA_VISIBLE_DEVICES = "NVIDIA_VISIBLE_DEVICES"
 NO_GPUS = {"", "void", "none"}
 
 
-class GpusNotSeen(Exception):
+class GpusNotSeen(AppError):
     """The container was given GPUs and TensorFlow sees none of them."""
-    exit_code = ExitCode.BAD_INPUT
 
 
 def configure(threads: int | str = "auto", device: str = "auto", gpu_memory_limit_mb: int = 0,

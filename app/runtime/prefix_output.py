@@ -24,6 +24,8 @@ import subprocess
 import sys
 import threading
 
+from app.exit_codes import ExitCode
+
 GRACE_FOR_LAST_LINES_SECS = 2.0
 # Signals the command gets from supervisord's group signal; the wrapper outlives them.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
@@ -40,7 +42,7 @@ def copy_lines(source, destination, prefix: bytes) -> None:
 def main(argv: list[str]) -> int:
     if len(argv) < 3:
         print("usage: python -m app.runtime.prefix_output NAME COMMAND [ARG...]", file=sys.stderr)
-        return 2
+        return ExitCode.BAD_INPUT
     name, command = argv[1], argv[2:]
     prefix = f"{name} | ".encode()
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)

@@ -2,8 +2,8 @@
 
 TensorFlow's autograph writes the code it generates for every tf.function into the temp folder
 and removes those files only when the interpreter exits normally. The trainer ends with os._exit
-(app/train/trainer.py says why) and a program killed by a signal never gets that far: each run left dozens
-of __autograph_generated_file*.py behind. So train and eval each work in a folder of their own,
+(app/runtime/process_end.py says why) and a program killed by a signal never gets that far: each
+run left dozens of __autograph_generated_file*.py behind. So train and eval each work in a folder of their own,
 which they remove when they end, and remove such folders of programs killed before them.
 """
 from __future__ import annotations

@@ -28,25 +28,20 @@ import numpy as np
 from app.volume import checkpoints, exports, runs
 from app.data import image_files
 from app.data.cifar10 import CLASS_NAMES
-from app.exit_codes import ExitCode
+from app.exit_codes import AppError, ExitCode
 
 log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
 BATCH = 256
 
 
-class NothingToPredictWith(Exception):
+class NothingToPredictWith(AppError):
     """The run has neither an export nor a checkpoint."""
-    exit_code = ExitCode.BAD_INPUT
 
 
 def main(config, paths: list[str], top: int, as_json: bool) -> int:
     files = files_named(paths)
-    try:
-        model, described = load_model(config)
-    except NothingToPredictWith as error:
-        log.error(f"error: {error}")
-        return error.exit_code
+    model, described = load_model(config)
     print(f"using {described}", file=sys.stderr if as_json else sys.stdout, flush=True)
     failed = False
     for start in range(0, len(files), BATCH):

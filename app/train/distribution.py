@@ -19,9 +19,12 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from app.exit_codes import AppError
 
-class DistributionError(Exception):
-    """The job's setup is wrong (e.g. no TF_CONFIG for multi_worker); exit 2."""
+
+class DistributionError(AppError):
+    """The job's setup is wrong (e.g. no TF_CONFIG for multi_worker)."""
+    log_prefix = "config error"
 
 
 def split_cpu(devices: int) -> None:

@@ -26,9 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import signal
-import sys
 import time
 
 import keras
@@ -36,12 +34,12 @@ import tensorflow as tf
 
 from app.volume import checkpoints, runs
 from app.data import cifar10, pipeline
-from app.runtime import devices, temp_folder
+from app.runtime import devices, process_end
 from app.train import distribution
 from app.tensorboard import hparams, summaries
 from app.model import recipes
 from app.model.averages import MovingAverages
-from app.exit_codes import ExitCode
+from app.exit_codes import AppError, ExitCode
 from app.runtime.logs import duration
 
 log = logging.getLogger(__name__)
@@ -52,10 +50,10 @@ log = logging.getLogger(__name__)
 MAX_SECS_PER_CALL = 2.0
 
 
-class TrainingError(Exception):
+class TrainingError(AppError):
     """Training cannot go on; the message says why and what was kept. A crash, as supervisord
     sees it: it restarts the trainer."""
-    exit_code = 1
+    exit_code = ExitCode.CRASH
 
 
 class TrainingDiverged(TrainingError):
@@ -225,9 +223,15 @@ class Trainer:
             for removed in checkpoints.remove_unfinished_saves(self.run_folder):
                 log.info(f"removed {removed}: a save cut short (by a kill or a full disk) "
                          f"before the state file listed it")
-        restored = checkpoints.restore_newest_that_fits(
-            self.checkpoint, self.run_folder,
-            f"this model (train.recipe: {self.config.train.recipe})")
+        try:
+            restored = checkpoints.restore_newest_that_fits(
+                self.checkpoint, self.run_folder,
+                f"this model (train.recipe: {self.config.train.recipe})")
+        except checkpoints.CheckpointsDoNotFit as error:
+            raise checkpoints.CheckpointsDoNotFit(
+                f"{error}. Another recipe or config made them, and starting over would save over "
+                f"that run: go on with the config it was trained with, or give the new run "
+                f"another name (paths.run)") from None
         if restored:
             log.info(f"resumed from {restored.name}")
         else:
@@ -389,45 +393,17 @@ def _next_multiple(step: int, every: int) -> int:
 
 
 def main(config) -> int:
+    """Trains paths.run; an AppError (a busy run, a bad setup, checkpoints of another model, a
+    stop while the disk was full) ends it, as `python -m app` reports it."""
     runs.adopt_old_layout(config.paths.train_dir, config.paths.run)
     if distribution.is_chief():
-        try:
-            trainer_lock = runs.hold_trainer_lock(  # noqa: F841 (held until the process ends)
-                runs.folder(config.paths.train_dir, config.paths.run))
-        except runs.RunBusy as error:
-            log.error(f"error: {error}")
-            return ExitCode.BAD_INPUT
+        # Held until the process ends: closing it would let another trainer in.
+        process_end.without_teardown(
+            runs.hold_trainer_lock(runs.folder(config.paths.train_dir, config.paths.run)))
+    trainer = Trainer(config)
+    process_end.without_teardown(trainer)
     try:
-        trainer = Trainer(config)
-    except distribution.DistributionError as error:
-        log.error(f"config error: {error}")
-        return ExitCode.BAD_INPUT
-    except devices.GpusNotSeen as error:
-        log.error(f"error: {error}")
-        return error.exit_code
-    try:
-        exit_code = trainer.run()
-    except checkpoints.CheckpointsDoNotFit as error:
-        log.error(f"error: {error}. Another recipe or config made them, and starting over would "
-                  f"save over that run: go on with the config it was trained with, or give the "
-                  f"new run another name (paths.run)")
-        exit_code = error.exit_code
-    except TrainingError as error:
-        log.error(f"error: {error}")
-        exit_code = error.exit_code
+        return trainer.run()
     finally:
         trainer.output.remove_if_temporary()
-    _exit_without_teardown(trainer, exit_code)
-
-
-def _exit_without_teardown(trainer: Trainer, exit_code: int) -> None:
-    """Ends the process at once. Deleting the training iterator waits for tf.data's autotuning
-    thread, whose sleep grows with the run towards a minute (TF 2.21: 40 s after 40 s of
-    training), so a normal exit would overrun `docker stop`'s 10 s grace after every SIGTERM and
-    hold the GPU after max_steps. The checkpoint is on disk by now; only the event file and our
-    output still need flushing."""
-    trainer.writer.close()
-    temp_folder.remove()  # atexit would, were it not for os._exit
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(exit_code)
+        trainer.writer.close()

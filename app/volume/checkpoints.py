@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Callable, TypeVar
 
-from app.exit_codes import ExitCode
+from app.exit_codes import AppError
 from app.runtime.logs import duration
 
 CHECKPOINT_NAME = "model.ckpt"
@@ -37,10 +37,9 @@ log = logging.getLogger(__name__)
 Result = TypeVar("Result")
 
 
-class CheckpointsDoNotFit(Exception):
+class CheckpointsDoNotFit(AppError):
     """The folder holds checkpoints but none restores into this model: another recipe or config
     made them. Starting from step 0 would save over them and rotate that run away."""
-    exit_code = ExitCode.BAD_INPUT
 
 
 class StoppedWhileDiskFull(Exception):

@@ -31,6 +31,8 @@ from pathlib import Path
 
 import yaml
 
+from app.exit_codes import AppError
+
 log = logging.getLogger(__name__)
 
 EVAL_FOLDER = "eval"
@@ -49,7 +51,7 @@ OLD_LAYOUT = ("checkpoint", "model.ckpt-*", "events.out.tfevents.*", "projector_
               EVAL_FOLDER, EXPORT_FOLDER)
 
 
-class RunBusy(Exception):
+class RunBusy(AppError):
     """Another trainer trains this run."""
 
 
