@@ -29,7 +29,6 @@ the life of the TensorBoard process, and a reused name would pair old points wit
 from __future__ import annotations
 
 import math
-import os
 import re
 from pathlib import Path
 
@@ -40,6 +39,7 @@ from PIL import Image
 from tensorboard.plugins.projector import ProjectorConfig
 
 from app.data.cifar10 import IMAGE_SIZE
+from app.volume.atomic import TEMPORARY_PREFIX, write_atomically, write_text_atomically
 
 KEPT_STEPS = 5
 FILES_FOLDER = "projector"
@@ -60,13 +60,12 @@ def write(eval_dir: Path, step: int, layer: str, images: np.ndarray, labels: np.
     folder.mkdir(parents=True, exist_ok=True)
     sprite = folder / f"sprite-{len(images)}.png"
     if not sprite.exists():  # the same sample every time: drawn once per sample size
-        _write_atomically(sprite, lambda path: Image.fromarray(sprite_grid(images)).save(
+        write_atomically(sprite, lambda path: Image.fromarray(sprite_grid(images)).save(
             path, format="PNG"))
-    _write_atomically(folder / f"metadata-step-{step}.tsv",
-                      lambda path: Path(path).write_text(
-                          metadata_table(labels, predictions, class_names), encoding="utf-8"))
-    _write_atomically(folder / _embedding_file(layer, step),
-                      lambda path: np.savetxt(path, embeddings, fmt="%.5g", delimiter="\t"))
+    write_text_atomically(folder / f"metadata-step-{step}.tsv",
+                          metadata_table(labels, predictions, class_names))
+    write_atomically(folder / _embedding_file(layer, step),
+                     lambda path: np.savetxt(path, embeddings, fmt="%.5g", delimiter="\t"))
     # {step: images}: a sample size changed between runs leaves embeddings of another size.
     kept = {step: _count_lines(folder / _embedding_file(layer, step))
             for step in _newest_steps(folder, layer)}
@@ -75,8 +74,7 @@ def write(eval_dir: Path, step: int, layer: str, images: np.ndarray, labels: np.
     for config_folder, files_folder in ((eval_dir, FILES_FOLDER),
                                         (eval_dir.parent, f"{eval_dir.name}/{FILES_FOLDER}")):
         config = text_format.MessageToString(_config(layer, kept, files_folder))
-        _write_atomically(config_folder / CONFIG_FILE,
-                          lambda path: Path(path).write_text(config, encoding="utf-8"))
+        write_text_atomically(config_folder / CONFIG_FILE, config)
     _forget_older_steps(folder, layer, kept)
     _mark(eval_dir, step)
     return folder
@@ -139,7 +137,7 @@ def _forget_older_steps(folder: Path, layer: str, kept: dict[int, int]) -> None:
         match = embedding_file.match(path.name) or METADATA_FILE.match(path.name)
         stale = match and int(match.group(1)) not in kept
         unused_sprite = path.name.startswith("sprite-") and path.name not in referenced
-        left_by_a_kill = path.name.startswith(".")  # a temporary file of _write_atomically
+        left_by_a_kill = path.name.startswith(TEMPORARY_PREFIX)  # a write_atomically's
         if stale or unused_sprite or left_by_a_kill:
             path.unlink(missing_ok=True)
 
@@ -154,15 +152,3 @@ def _mark(eval_dir: Path, step: int) -> None:
     tf.train.CheckpointManager(marker, str(eval_dir), max_to_keep=1,
                                checkpoint_name=MARKER_NAME).save(checkpoint_number=step)
 
-
-def _write_atomically(path: Path, write) -> None:
-    """TensorBoard may read any of these files at any moment: it sees the old one or the new
-    one, never half of either."""
-    # Not mkstemp: its files are private (0600), and people read these from the host too.
-    temporary = str(path.with_name(f".{path.name}.{os.getpid()}.tmp"))
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)

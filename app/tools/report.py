@@ -18,7 +18,6 @@ the run's eval/ folder. Drawn with Pillow, which TensorBoard already brings, rat
 from __future__ import annotations
 
 import itertools
-import os
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
@@ -26,6 +25,7 @@ from PIL import Image, ImageDraw, ImageFont
 from app.volume import checkpoints, exports, results as records, runs
 from app.data.cifar10 import NUM_CLASSES
 from app.exit_codes import ExitCode
+from app.volume.atomic import write_atomically
 
 PLOT_NAME = "precision_at_1.png"
 
@@ -178,7 +178,8 @@ def write_plot(histories: dict[str, list[dict]], path: Path) -> None:
     _text(canvas, (WIDTH / 2, 18), f"precision @ 1 on {num_examples:,} test images, by global "
                                    f"step", font, anchor="mm")
     _text(canvas, ((LEFT + right) / 2, HEIGHT - 18), "global step", font, anchor="mm")
-    _write_atomically(picture, Path(path))
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(Path(path), lambda temporary: picture.save(temporary, format="PNG"))
 
 
 def _nice_ticks(largest: int) -> list[int]:
@@ -195,14 +196,3 @@ def _nice_ticks(largest: int) -> list[int]:
 def _text(canvas, position, text, font, anchor, fill="black") -> None:
     canvas.text(position, text, fill=fill, font=font, anchor=anchor)
 
-
-def _write_atomically(picture: Image.Image, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Not mkstemp: its files are private (0600), and people read these from the host too.
-    temporary = str(path.with_name(f".{path.name}.{os.getpid()}.tmp"))
-    try:
-        picture.save(temporary, format="PNG")
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)

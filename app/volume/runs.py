@@ -32,6 +32,7 @@ from pathlib import Path
 import yaml
 
 from app.exit_codes import AppError
+from app.volume.atomic import write_text_atomically
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +154,7 @@ def is_training(run_folder: Path) -> bool:
 # -- what the trainer tells eval and report -----------------------------------------------------
 
 def write_record(run_folder: Path, config_yaml: str) -> None:
-    _write_atomically(run_folder / RECORD_FILE, config_yaml)
+    write_text_atomically(run_folder / RECORD_FILE, config_yaml)
 
 
 def read_record(run_folder: Path) -> dict | None:
@@ -168,7 +169,7 @@ def write_progress(run_folder: Path, step: int, max_steps: int, examples_per_sec
                    sec_per_batch: float, steps_per_call: float) -> None:
     """Where the trainer is, at its last log line: steps_per_call is how many steps its calls
     into the graph ran on average since the log line before."""
-    _write_atomically(run_folder / PROGRESS_FILE, json.dumps({
+    write_text_atomically(run_folder / PROGRESS_FILE, json.dumps({
         "step": step, "max_steps": max_steps, "examples_per_sec": round(examples_per_sec, 1),
         "sec_per_batch": round(sec_per_batch, 4), "steps_per_call": round(steps_per_call, 1),
         "updated_at": time.time()}) + "\n")
@@ -180,13 +181,3 @@ def read_progress(run_folder: Path) -> dict | None:
     except (OSError, json.JSONDecodeError):
         return None
 
-
-def _write_atomically(path: Path, text: str) -> None:
-    """Readers see the old file or the new one, never half of one. (Not mkstemp: its files are
-    private, and people read these from the host too.)"""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
