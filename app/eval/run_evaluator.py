@@ -14,7 +14,7 @@ run's best so far is exported (app/volume/exports.py).
 The curves only go forward: a checkpoint older than the newest evaluated one is passed over, and
 each start marks the step after the last recorded result as a new session, so that TensorBoard
 drops what an evaluation cut short by a kill had written already. A full disk is waited out
-(app/volume/checkpoints.py): eval says so once, keeps what it has, and goes on when there is room.
+(app/volume/disk_space.py): eval says so once, keeps what it has, and goes on when there is room.
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from app.volume import checkpoints, exports, runs
+from app.volume import checkpoints, disk_space, exports, runs
 from app import config as configuration
 from app.eval import confusion
 from app.data import cifar10, pipeline
@@ -191,7 +191,7 @@ class RunEvaluation:
         self.writer = writer
 
     def _with_room_on_disk(self, write, what: str):
-        return checkpoints.with_room_on_disk(
+        return disk_space.with_room_on_disk(
             write, self.eval_dir, what,
             meanwhile="Eval waits, keeping everything it has recorded, and goes on as soon as "
                       "space is freed there")

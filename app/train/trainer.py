@@ -32,7 +32,7 @@ import time
 import keras
 import tensorflow as tf
 
-from app.volume import checkpoints, runs
+from app.volume import checkpoints, disk_space, runs
 from app.data import cifar10, pipeline
 from app.runtime import devices, process_end
 from app.train import distribution
@@ -344,13 +344,13 @@ class Trainer:
 
     def _with_room_on_disk(self, write, what: str):
         try:
-            return checkpoints.with_room_on_disk(
+            return disk_space.with_room_on_disk(
                 write, self.output.path, what,
                 meanwhile=f"Training waits, its progress kept in memory, and goes on as soon as "
                           f"space is freed there. The last complete checkpoint is "
                           f"{self._newest_checkpoint()}",
                 stop_requested=lambda: self.stop_requested)
-        except checkpoints.StoppedWhileDiskFull as error:
+        except disk_space.StoppedWhileDiskFull as error:
             raise TrainingError(f"{error}. The last complete checkpoint is kept: "
                                 f"{self._newest_checkpoint()}") from None
 

@@ -33,12 +33,12 @@ import yaml
 
 from app.exit_codes import AppError
 from app.volume.atomic import write_text_atomically
+from app.volume.checkpoints import STATE_FILE
 
 log = logging.getLogger(__name__)
 
 EVAL_FOLDER = "eval"
 EXPORT_FOLDER = "export"
-STATE_FILE = "checkpoint"
 RECORD_FILE = "run.yaml"
 PROGRESS_FILE = "progress.json"
 LOCK_FILE = ".trainer.lock"

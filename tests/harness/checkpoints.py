@@ -2,30 +2,18 @@
 checkpoint on disk reads back whole."""
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
-NEWEST = re.compile(r'^model_checkpoint_path: "model\.ckpt-(\d+)"', re.MULTILINE)
-LISTED = re.compile(r'^all_model_checkpoint_paths: "model\.ckpt-(\d+)"', re.MULTILINE)
-
-
-def _state(train_dir: Path) -> str:
-    state = Path(train_dir) / "checkpoint"
-    return state.read_text() if state.exists() else ""
-
-
-def newest_checkpoint(train_dir: Path) -> int | None:
-    """The step of the checkpoint the state file names as the newest (None before the first)."""
-    match = NEWEST.search(_state(train_dir))
-    return int(match[1]) if match else None
+from app.volume import checkpoints
 
 
 def listed_checkpoints(train_dir: Path) -> list[int]:
-    """The steps of every checkpoint the state file lists, oldest first."""
-    return [int(step) for step in LISTED.findall(_state(train_dir))]
+    """The steps of every checkpoint the state file lists, oldest first (read as app reads it)."""
+    return [checkpoints.step_of(path) for path in checkpoints.listed(train_dir)]
 
 
 def newest_listed(train_dir: Path) -> int | None:
+    """The step of the newest checkpoint the state file lists (None before the first)."""
     steps = listed_checkpoints(train_dir)
     return steps[-1] if steps else None
 
