@@ -23,7 +23,7 @@ import pytest
 from app.exit_codes import ExitCode
 from app.volume.results import read_results
 from tests.harness import log_lines
-from tests.harness.checkpoints import newest_checkpoint
+from tests.harness.checkpoints import newest_listed
 from tests.harness.container_runs import (DOCKER_STOP_GRACE_SECS, HOST_OWNER,
                                           wait_on_container)
 from tests.harness.containers import Container
@@ -97,7 +97,7 @@ class ComposeRun:
     def stopped(self) -> dict:
         """`docker compose stop` once, mid-training: how long it took, and what it left."""
         if not self.stop:
-            self.wait(lambda: newest_checkpoint(self.train_dir / RUN), "a first checkpoint",
+            self.wait(lambda: newest_listed(self.train_dir / RUN), "a first checkpoint",
                       FIRST_EVAL_WITHIN_SECS)
             container = self.container()
             started = time.monotonic()
@@ -209,7 +209,7 @@ def test_stop_saves_a_checkpoint_at_the_step_reached(compose_run):
     assert stop["result"].returncode == 0, stop["result"].stderr
     stopped = log_lines.STOPPED_ON_REQUEST.search(stop["logs"])
     assert stopped, f"the trainer did not report its stop:\n{stop['logs'][-6000:]}"
-    assert newest_checkpoint(compose_run.train_dir / RUN) == int(stopped["step"])
+    assert newest_listed(compose_run.train_dir / RUN) == int(stopped["step"])
 
 
 def test_stop_ends_within_the_grace_period(compose_run):

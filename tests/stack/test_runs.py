@@ -27,7 +27,7 @@ import pytest
 
 from app.exit_codes import ExitCode
 from tests.harness import log_lines
-from tests.harness.checkpoints import newest_checkpoint
+from tests.harness.checkpoints import newest_listed
 from tests.harness.native_stack import NativeStack, small_config
 from tests.harness.tensorboard_api import hparams_rows
 from tests.harness.waiting import wait_until
@@ -110,7 +110,7 @@ def two_runs(tmp_path_factory):
         # Between two of its checkpoints, the second is paused (SIGSTOP: it holds the run's lock
         # and stays a trainer in training however long the third takes to start), a third is
         # started on its run, and the second is then killed (kill -9) as it holds the lock.
-        wait_until(lambda: (newest_checkpoint(stack.train_dir / SECOND_RUN) or 0) >= CHECKPOINT_EVERY,
+        wait_until(lambda: (newest_listed(stack.train_dir / SECOND_RUN) or 0) >= CHECKPOINT_EVERY,
                    180, f"a first checkpoint of {SECOND_RUN}")
         target = CHECKPOINT_EVERY + rng.randint(2, CHECKPOINT_EVERY - 2)
         wait_until(lambda: max(log_lines.steps(stack.log_of("second-trainer")), default=0)
@@ -120,7 +120,7 @@ def two_runs(tmp_path_factory):
         os.kill(second.pid, signal.SIGKILL)
         second.wait(timeout=30)
         observed["killed_after_step"] = max(log_lines.steps(stack.log_of("second-trainer")))
-        observed["checkpoint_at_kill"] = newest_checkpoint(stack.train_dir / SECOND_RUN)
+        observed["checkpoint_at_kill"] = newest_listed(stack.train_dir / SECOND_RUN)
         again = stack.start_app(*SECOND_TRAINER, name="second-trainer-again")
         observed["again_exit_code"] = again.wait(timeout=300)
 
@@ -140,9 +140,9 @@ def two_runs(tmp_path_factory):
 def test_a_second_trainer_beside_the_stack_trains_its_own_run(two_runs):
     assert two_runs.observed["again_exit_code"] == ExitCode.DONE
     run_dir = two_runs.train_dir / SECOND_RUN
-    assert newest_checkpoint(run_dir) == SECOND_MAX_STEPS
+    assert newest_listed(run_dir) == SECOND_MAX_STEPS
     assert f"tutorial:\n  initial_learning_rate: 0.05" in (run_dir / "run.yaml").read_text()
-    assert newest_checkpoint(two_runs.run_dir) == MAX_STEPS  # the stack's own run, untouched
+    assert newest_listed(two_runs.run_dir) == MAX_STEPS  # the stack's own run, untouched
 
 
 def test_the_running_eval_evaluates_the_second_run_into_its_own_results(two_runs):
@@ -206,12 +206,12 @@ def sweep(tmp_path_factory):
     stack.start()
     try:
         second = stack.train_dir / "sweep-b"
-        wait_until(lambda: (newest_checkpoint(second) or 0) >= CHECKPOINT_EVERY, 400,
+        wait_until(lambda: (newest_listed(second) or 0) >= CHECKPOINT_EVERY, 400,
                    "the sweep's second run to save a checkpoint")
         started = log_lines.find(log_lines.SWEEP_RUN_STARTED, stack.log(), run="sweep-b")[0]
         observed["second_last_logged_step"] = max(log_lines.steps(stack.log()[started.end():]))
         observed.update(stack.stop())
-        observed["second_stopped_at"] = newest_checkpoint(second)
+        observed["second_stopped_at"] = newest_listed(second)
         observed["first_log"] = stack.log()
         stack.start()
         wait_until(lambda: log_lines.SWEEP_DONE.search(stack.log(since_start=True)), 400,
@@ -228,7 +228,7 @@ def sweep(tmp_path_factory):
 
 def test_a_sweep_trains_each_of_its_runs_in_a_folder_of_its_own(sweep):
     for entry in SWEEP:
-        assert newest_checkpoint(sweep.train_dir / entry["run"]) == MAX_STEPS
+        assert newest_listed(sweep.train_dir / entry["run"]) == MAX_STEPS
     assert not (sweep.train_dir / "default").exists()  # a sweep trains its runs, not paths.run
 
 
@@ -311,7 +311,7 @@ def test_an_old_volume_is_moved_into_the_runs_folder_nothing_deleted(old_volume)
 def test_an_old_volume_resumes_from_its_checkpoint(old_volume):
     [resumed] = log_lines.RESUMED.finditer(old_volume.log())
     assert int(resumed["step"]) == old_volume.observed["trained_to"]
-    assert newest_checkpoint(old_volume.run_dir) == old_volume.observed["trained_to"] + CHECKPOINT_EVERY
+    assert newest_listed(old_volume.run_dir) == old_volume.observed["trained_to"] + CHECKPOINT_EVERY
 
 
 def test_an_old_volume_keeps_its_eval_history_and_goes_on(old_volume):
