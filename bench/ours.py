@@ -1,7 +1,8 @@
 """Our trainer as its loop runs it, for the benchmarks that time it: `app.train.Trainer`, its
 tf.data pipeline, and its calls: summary steps alone (`train_step`), the other steps several to a
-call (`train_steps`), as many as `steps_to_run` gives, the loop's own rule. (The loop around the
-calls also logs and checkpoints at its cadence: well under 1% of the time.)"""
+call (`train_steps`), sized and paced by the loop's own rule (app/train/call_size.py: on a job of
+several workers, the pace agreed over the job). (The loop around the calls also logs and
+checkpoints at its cadence: well under 1% of the time.)"""
 from __future__ import annotations
 
 import dataclasses
@@ -9,7 +10,8 @@ import time
 
 import tensorflow as tf
 
-from app.train.trainer import Trainer, steps_to_run, summary_due
+from app.train.call_size import CallSizes, summary_due
+from app.train.trainer import Trainer
 
 
 @dataclasses.dataclass
@@ -25,7 +27,7 @@ class OurTrainer:
         self.config = trainer.config
         self.batches = iter(trainer.dataset)
         self.step = 0
-        self.secs_per_step = None  # the pace the loop measures on its calls of several steps
+        self.call_sizes = CallSizes(self.config, trainer.strategy)
 
     def run(self, steps: int) -> list[Call]:
         """Runs `steps` steps as the trainer's loop does; returns each call and its time (the
@@ -47,16 +49,16 @@ class OurTrainer:
     def _call(self, end: int) -> Call:
         started = time.perf_counter()
         summary = summary_due(self.config, self.step)
-        steps = 1 if summary else min(steps_to_run(self.config, self.step, self.secs_per_step),
-                                      end - self.step)
+        steps = min(self.call_sizes.steps(self.step), end - self.step)
         if steps == 1:
             images, labels = next(self.batches)
             loss = self.trainer.train_step(images, labels, write_summaries=summary)
         else:
             loss = self.trainer.train_steps(self.batches, tf.constant(steps))
+        returned = time.perf_counter() - started  # what the loop's pace is timed by
         loss.numpy()
         seconds = time.perf_counter() - started
         if not summary:
-            self.secs_per_step = seconds / steps
+            self.call_sizes.timed(steps, returned)
         self.step += steps
         return Call(summary, steps, seconds)

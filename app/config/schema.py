@@ -481,6 +481,14 @@ def with_sections_of(config: Config, record: dict, sections: tuple[str, ...]) ->
     return dataclasses.replace(config, **changes)
 
 
+def config_of_run(config: Config, run: str) -> Config:
+    """`config` with the train and recipe sections that the run's trainer last started with (its
+    run.yaml), so that the run's model is built as it was trained; `config` itself for a run
+    without one (trained before runs kept a record)."""
+    record = runs.read_record(runs.folder(config.paths.train_dir, run))
+    return with_sections_of(config, record or {}, ("train", "tutorial", "fast"))
+
+
 def check_paths(config: Config) -> None:
     """Fails early, naming the key, when a path cannot serve: a file where a folder belongs, or a
     folder the appliance may not write. Creates nothing."""

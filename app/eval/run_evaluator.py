@@ -26,24 +26,14 @@ import numpy as np
 import tensorflow as tf
 
 from app.volume import checkpoints, disk_space, exports, runs
-from app import config as configuration
 from app.eval import confusion
 from app.data import cifar10, pipeline
 from app.tensorboard import projector, summaries
 from app.model import recipes
-from app.model.serving import Classifier
-from app.model.averages import MovingAverages
+from app.model.evaluation_model import EvaluationModel
 from app.volume.results import RESULTS_FILE, append_result, read_results
 
 log = logging.getLogger(__name__)
-
-
-def config_of_run(config, run: str):
-    """Eval's configuration with the train and recipe sections the run's trainer last started
-    with (its run.yaml), so that its model is built as it was trained; eval's own for a run
-    without one (trained before runs kept a record)."""
-    record = runs.read_record(runs.folder(config.paths.train_dir, run))
-    return configuration.with_sections_of(config, record or {}, ("train", "tutorial", "fast"))
 
 
 class RunEvaluation:
@@ -54,17 +44,8 @@ class RunEvaluation:
         self.config = config
         self.run_folder = runs.folder(config.paths.train_dir, run)
         self.eval_dir = runs.eval_folder(config.paths.train_dir, run)
-        recipe = recipes.for_config(config)
-        self.model = recipe.build_model()
-        self.input_size = recipe.input_size
-        self.embedding_layer = recipe.embedding_layer
-        self.classifier = Classifier(recipes.logits_model(self.model), recipe.input_size,
-                                     recipe.test_time_flips)
+        self.model = EvaluationModel(config)
         self.test_set = test_set
-        self.averages = MovingAverages(self.model.trainable_variables, decay=0.0)
-        self.step = tf.Variable(0, dtype=tf.int64)
-        self.checkpoint = tf.train.Checkpoint(step=self.step, model=self.model,
-                                              averages=self.averages)
         earlier_results = read_results(self.eval_dir)
         self.evaluated_steps = {result["step"] for result in earlier_results}
         self.evaluations_done = len(earlier_results)
@@ -125,11 +106,8 @@ class RunEvaluation:
     def evaluate(self, path: Path) -> dict:
         """Restores one checkpoint, measures it and records it. Raises a tf.errors.OpError when
         the checkpoint was rotated away before or while it was read."""
-        self.checkpoint.read(str(path)).expect_partial()
-        if self.config.eval.use_moving_averages:
-            self.averages.copy_to_variables()
+        step = self.model.read(path)
         labels, predictions, probabilities, loss_sum = self._classify_test_images()
-        step = int(self.step.numpy())
         num_examples = len(labels)
         result = {
             "step": step,
@@ -137,7 +115,7 @@ class RunEvaluation:
             "loss": loss_sum / num_examples,
             "num_examples": num_examples,
             "checkpoint": path.name,
-            "weights": "moving_averages" if self.config.eval.use_moving_averages else "raw",
+            "weights": self.model.weights,
             "evaluated_at": datetime.datetime.now(datetime.timezone.utc).isoformat(
                 timespec="seconds"),
         }
@@ -160,7 +138,7 @@ class RunEvaluation:
 
     @tf.function
     def _classify_batch(self, images, labels):
-        logits = tf.cast(self.classifier.logits(images), tf.float32)
+        logits = tf.cast(self.model.classifier.logits(images), tf.float32)
         loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
         return tf.argmax(logits, 1, output_type=tf.int32), tf.nn.softmax(logits), loss
 
@@ -168,7 +146,7 @@ class RunEvaluation:
         """One pass over the eval set: the labels, predicted class ids and softmax probabilities
         (one row per image), and the summed cross entropy."""
         labels, predictions, probabilities, loss_sum = [], [], [], 0.0
-        for images, batch_labels in self.test_set.dataset(self.input_size):
+        for images, batch_labels in self.test_set.dataset(self.model.input_size):
             batch_predictions, batch_probabilities, batch_loss = self._classify_batch(
                 images, batch_labels)
             labels.append(batch_labels.numpy())
@@ -221,11 +199,12 @@ class RunEvaluation:
     @tf.function(input_signature=[tf.TensorSpec([None, cifar10.IMAGE_SIZE, cifar10.IMAGE_SIZE,
                                                  cifar10.CHANNELS], tf.uint8)])
     def _embed_batch(self, images):
-        standardized = pipeline.eval_images(images, self.input_size)
-        embeddings = self.model(standardized, training=False)[recipes.EMBEDDING]
+        standardized = pipeline.eval_images(images, self.model.input_size)
+        embeddings = self.model.network(standardized, training=False)[recipes.EMBEDDING]
         # Predicted as eval counts (with the fast recipe's mirror images), so that the
         # projector's `correct` column agrees with precision @ 1.
-        predictions = tf.argmax(self.classifier.logits(standardized), 1, output_type=tf.int32)
+        predictions = tf.argmax(self.model.classifier.logits(standardized), 1,
+                                output_type=tf.int32)
         return embeddings, predictions
 
     def _projector_due(self, step: int) -> bool:
@@ -243,8 +222,8 @@ class RunEvaluation:
         predictions = np.concatenate([batch[1].numpy() for batch in embedded])
         try:
             self._with_room_on_disk(
-                lambda: projector.write(self.eval_dir, step, self.embedding_layer, images, labels,
-                                        embeddings, predictions, cifar10.CLASS_NAMES),
+                lambda: projector.write(self.eval_dir, step, self.model.embedding_layer, images,
+                                        labels, embeddings, predictions, cifar10.CLASS_NAMES),
                 f"write the projector's files for step {step}")
         except (OSError, tf.errors.OpError) as error:  # the projector is a view; eval goes on
             self.say(f"could not write the projector's files for step {step}: {error}")
@@ -254,7 +233,7 @@ class RunEvaluation:
             return
         try:
             path = self._with_room_on_disk(
-                lambda: exports.export(self.classifier, result, self.run_folder,
+                lambda: exports.export(self.model.classifier, result, self.run_folder,
                                       keep=self.config.export.keep),
                 f"export step {result['step']}")
         except (OSError, tf.errors.OpError) as error:

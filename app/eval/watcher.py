@@ -27,11 +27,12 @@ import sys
 import time
 
 from app.volume import checkpoints, runs
+from app.config import config_of_run
 from app.data import cifar10, pipeline
 from app.runtime import devices
 from app.exit_codes import AppError, ExitCode
 from app.volume.results import read_results
-from app.eval.run_evaluator import RunEvaluation, config_of_run
+from app.eval.run_evaluator import RunEvaluation
 
 log = logging.getLogger(__name__)
 

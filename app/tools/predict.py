@@ -134,24 +134,14 @@ def _from_export(folder: Path, run: str):
 def _from_checkpoint(config, checkpoint: Path):
     import tensorflow as tf
 
-    from app.model import recipes
-    from app.model.averages import MovingAverages
-    from app.model.serving import Classifier
-    from app.eval.run_evaluator import config_of_run
+    from app.config import config_of_run
+    from app.model.evaluation_model import EvaluationModel
 
-    run_config = config_of_run(config, config.paths.run)
-    recipe = recipes.for_config(run_config)
-    model = recipe.build_model()
-    averages = MovingAverages(model.trainable_variables, decay=0.0)
-    tf.train.Checkpoint(model=model, averages=averages).read(str(checkpoint)).expect_partial()
-    weights = "the raw weights"
-    if config.eval.use_moving_averages:
-        averages.copy_to_variables()
-        weights = "the moving averages"
-    classifier = Classifier(recipes.logits_model(model), recipe.input_size,
-                            recipe.test_time_flips)
+    model = EvaluationModel(config_of_run(config, config.paths.run))
+    model.read(checkpoint)
+    weights = "the moving averages" if model.use_moving_averages else "the raw weights"
     described = (f"run {config.paths.run}'s newest checkpoint, {checkpoint.name} ({weights}; it "
                  f"has no export yet)")
-    return (lambda images: classifier.classify_pixels(tf.constant(images))[
+    return (lambda images: model.classifier.classify_pixels(tf.constant(images))[
         "probabilities"].numpy(), described)
 

@@ -15,7 +15,8 @@ the graph, which draws its batches from the pipeline itself): on a GPU the tutor
 fraction of a millisecond, and one Python round trip per step would set the speed, as Keras'
 steps_per_execution knows. A call ends where something is due (the next log line, summary step,
 checkpoint or max_steps) and lasts at most MAX_SECS_PER_CALL, which bounds how long a stop request
-waits (runtime.steps_per_call caps or sets the number). Summary steps run one at a time.
+waits (runtime.steps_per_call caps or sets the number). Summary steps run one at a time. The rule
+is app/train/call_size.py's, told once for the trainer and the benchmarks that time it.
 Checkpoints (app/volume/checkpoints.py) are written every `runtime.checkpoint_every_steps` and/or
 `runtime.checkpoint_every_secs`, on SIGTERM/SIGINT (after the step in flight) and at max_steps.
 
@@ -36,6 +37,7 @@ from app.volume import checkpoints, disk_space, runs
 from app.data import cifar10, pipeline
 from app.runtime import devices, process_end
 from app.train import distribution
+from app.train.call_size import CallSizes, summary_due
 from app.tensorboard import hparams, summaries
 from app.model import recipes
 from app.model.averages import MovingAverages
@@ -43,11 +45,6 @@ from app.exit_codes import AppError, ExitCode
 from app.runtime.logs import duration
 
 log = logging.getLogger(__name__)
-
-# The longest a call of several steps may last. A stop request (docker stop's SIGTERM) is answered
-# after the call in flight, then the checkpoint is saved: this keeps that well inside docker's
-# 10 s and supervisord's 30 s grace. (A single step longer than this is one call of its own.)
-MAX_SECS_PER_CALL = 2.0
 
 
 class TrainingError(AppError):
@@ -152,19 +149,6 @@ class Trainer:
             loss = self.train_step(images, labels, write_summaries=False)
         return loss
 
-    def _agreed_pace(self, secs_per_step: float) -> float:
-        """The pace that sizes the next call, the same on every worker of a job: each step is a
-        collective all-reduce, so a worker running more steps a call than another would wait for
-        it forever. One worker: its own pace."""
-        if not isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy):
-            return secs_per_step
-        return float(self._mean_over_workers(tf.constant(secs_per_step, tf.float32)))
-
-    @tf.function
-    def _mean_over_workers(self, value):
-        per_replica = self.strategy.run(tf.identity, args=(value,))
-        return self.strategy.reduce(tf.distribute.ReduceOp.MEAN, per_replica, axis=None)
-
     def _replica_step(self, step, images, labels, write_summaries: bool):
         forward_backward = (self._forward_backward if write_summaries
                             else self._compiled_forward_backward)
@@ -246,11 +230,10 @@ class Trainer:
         last_log_time, last_log_step = time.monotonic(), step
         calls_since_log = 0
         first_call = True
-        secs_per_step = None  # the pace of plain steps, which sizes the calls
+        call_sizes = CallSizes(self.config, self.strategy)
         while step < train.max_steps and not self.stop_requested:
             summary = summary_due(self.config, step)
-            steps = (1 if first_call or summary
-                     else steps_to_run(self.config, step, secs_per_step))
+            steps = call_sizes.steps(step)  # one on the first call: no pace is timed yet
             started = time.monotonic()
             if steps == 1:
                 if first_call:  # once per process: later traces of the same graph export empty
@@ -263,7 +246,7 @@ class Trainer:
             else:
                 loss = self._run(step, lambda: self.train_steps(batches, tf.constant(steps)))
             if not (first_call or summary):  # the first call traces, a summary step writes
-                secs_per_step = self._agreed_pace((time.monotonic() - started) / steps)
+                call_sizes.timed(steps, time.monotonic() - started)
             first_call = False
             step += steps
             calls_since_log += 1
@@ -361,35 +344,6 @@ class Trainer:
 
         signal.signal(signal.SIGTERM, request_stop)
         signal.signal(signal.SIGINT, request_stop)
-
-
-def summary_due(config, step: int) -> bool:
-    """Whether the step that starts at `step` writes summaries: every
-    runtime.summary_every_steps, and the last, so that every curve reaches the end of the run."""
-    return (step % config.runtime.summary_every_steps == 0
-            or step + 1 == config.train.max_steps)
-
-
-def steps_to_run(config, step: int, secs_per_step: float | None) -> int:
-    """How many plain steps the call that starts at `step` runs: up to the next step at which
-    something is due (a log line, a summary step, which runs alone, a checkpoint, max_steps), at
-    most runtime.steps_per_call (auto: no cap of its own), and at most as many as fit in
-    MAX_SECS_PER_CALL at the pace measured so far (one, before there is a pace)."""
-    max_steps, runtime = config.train.max_steps, config.runtime
-    due = [max_steps, _next_multiple(step, runtime.log_every_steps),
-           _next_multiple(step, runtime.summary_every_steps), max_steps - 1]
-    if runtime.checkpoint_every_steps:
-        due.append(_next_multiple(step, runtime.checkpoint_every_steps))
-    steps = min(boundary for boundary in due if boundary > step) - step
-    if runtime.steps_per_call != "auto":
-        steps = min(steps, runtime.steps_per_call)
-    fit = int(MAX_SECS_PER_CALL / secs_per_step) if secs_per_step else 1
-    return max(1, min(steps, fit))
-
-
-def _next_multiple(step: int, every: int) -> int:
-    """The first multiple of `every` after `step`."""
-    return (step // every + 1) * every
 
 
 def main(config) -> int:

@@ -1,9 +1,10 @@
 """How many steps the trainer runs in one call: up to the next thing that is due, never past it,
 and never longer than a stop may wait."""
 import pytest
+import tensorflow as tf
 
 from app import config as configuration
-from app.train.trainer import MAX_SECS_PER_CALL, steps_to_run, summary_due
+from app.train.call_size import MAX_SECS_PER_CALL, CallSizes, steps_to_run, summary_due
 
 
 def train(max_steps=1000, **keys):
@@ -46,3 +47,13 @@ def test_steps_per_call_caps_it():
 def test_summaries_at_their_cadence_and_at_the_last_step():
     assert [step for step in range(1000) if summary_due(train(), step)] == [
         0, 100, 200, 300, 400, 500, 600, 700, 800, 900, 999]
+
+
+def test_the_loop_sizes_its_calls_by_the_pace_of_plain_steps():
+    sizes = CallSizes(train(), tf.distribute.get_strategy())
+    assert sizes.steps(0) == 1  # a summary step runs alone
+    assert sizes.steps(1) == 1  # no call timed yet
+    sizes.timed(steps=1, seconds=FAST)
+    assert sizes.steps(1) == 9
+    sizes.timed(steps=10, seconds=10 * MAX_SECS_PER_CALL)  # a step now fills a call
+    assert sizes.steps(1) == 1
