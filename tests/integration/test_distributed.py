@@ -11,31 +11,24 @@ from pathlib import Path
 import pytest
 
 from app.exit_codes import ExitCode
-from tests.conftest import REPO_ROOT, app_environment
+from tests.harness.environment import REPO_ROOT, app_environment, run_app, settings
 from tests.harness.ports import free_ports
 from tests.integration.test_train_eval import checkpoint_state, event_tags
 
 pytestmark = pytest.mark.slow
 
 
-def settings(root: Path, **changes) -> list[str]:
-    values = {
-        "paths.train_dir": root / "train", "paths.data_dir": root / "data",
-        "data.source": "synthetic", "data.synthetic_train_examples": 2000,
-        "data.synthetic_test_examples": 200, "eval.num_examples": 200, "train.batch_size": 32,
-        "runtime.log_every_steps": 10, "runtime.checkpoint_every_steps": 20,
-        "runtime.summary_every_steps": 20,
-    }
-    values.update(changes)
-    return [argument for key, value in values.items() for argument in ("--set", f"{key}={value}")]
+SMALL_RUN = {  # settings() adds its folders and the synthetic set
+    "data.synthetic_train_examples": 2000, "data.synthetic_test_examples": 200,
+    "eval.num_examples": 200, "train.batch_size": 32, "runtime.log_every_steps": 10,
+    "runtime.checkpoint_every_steps": 20, "runtime.summary_every_steps": 20,
+}
 
 
 def test_mirrored_on_two_cpu_devices_trains_two_replicas(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "app", "train", *settings(
-            tmp_path, **{"runtime.strategy": "mirrored", "runtime.cpu_devices": 2,
-                         "train.max_steps": 40})],
-        cwd=REPO_ROOT, env=app_environment(), capture_output=True, text=True, timeout=600)
+    result = run_app("train", *settings(tmp_path, SMALL_RUN, **{
+        "runtime.strategy": "mirrored", "runtime.cpu_devices": 2, "train.max_steps": 40}),
+        timeout=600)
     assert result.returncode == ExitCode.DONE, result.stdout + result.stderr
     assert re.search(r"^step 40/40, .*sec/batch; 2 replicas; eta", result.stdout, re.MULTILINE)
     # 2 replicas x 32 images a step: the examples/sec figure counts the whole global batch.
@@ -64,7 +57,7 @@ class Job:
                 TMPDIR=str(self.temporary))
             self.workers.append(subprocess.Popen(
                 [sys.executable, "-m", "app", "train",
-                 *settings(root, **{"runtime.strategy": "multi_worker", **changes})],
+                 *settings(root, SMALL_RUN, **{"runtime.strategy": "multi_worker", **changes})],
                 cwd=REPO_ROOT, env=environment, stdout=open(self.logs[index], "w"),
                 stderr=subprocess.STDOUT))
 

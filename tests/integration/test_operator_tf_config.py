@@ -9,9 +9,9 @@ import sys
 import pytest
 
 from app.exit_codes import ExitCode
-from tests.conftest import REPO_ROOT, app_environment
+from tests.harness.environment import REPO_ROOT, app_environment, settings
 from tests.harness.ports import free_ports
-from tests.integration.test_distributed import settings
+from tests.integration.test_distributed import SMALL_RUN
 from tests.integration.test_train_eval import checkpoint_state
 
 pytestmark = pytest.mark.slow
@@ -27,7 +27,8 @@ def test_a_chief_task_and_worker_0_train_together_and_only_the_chief_writes(tmp_
                      "environment": "cloud"}
         processes[task_type] = subprocess.Popen(
             [sys.executable, "-m", "app", "train", *settings(
-                tmp_path, **{"runtime.strategy": "multi_worker", "train.max_steps": 40})],
+                tmp_path, SMALL_RUN,
+                **{"runtime.strategy": "multi_worker", "train.max_steps": 40})],
             cwd=REPO_ROOT, env=app_environment(TF_CONFIG=json.dumps(tf_config),
                                                TMPDIR=str(tmp_path)),
             stdout=open(tmp_path / f"{task_type}.log", "w"), stderr=subprocess.STDOUT)

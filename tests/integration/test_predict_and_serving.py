@@ -19,7 +19,7 @@ from PIL import Image
 
 from app.exit_codes import ExitCode
 from app.volume.results import read_results
-from tests.conftest import REPO_ROOT, app_environment
+from tests.harness.environment import app_environment, run_app, settings
 
 pytestmark = pytest.mark.slow
 
@@ -30,30 +30,21 @@ CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer",
 PREDICTION = re.compile(r"^(?P<file>.+): (?P<classes>(?:\w+ \d\.\d\d(?:, )?)+)$", re.MULTILINE)
 
 
-def settings(root: Path) -> list[str]:
-    values = {
-        "paths.train_dir": root / "train", "paths.data_dir": root / "data",
-        "data.source": "synthetic", "data.synthetic_train_examples": 5000,
-        "data.synthetic_test_examples": TEST_IMAGES, "eval.num_examples": TEST_IMAGES,
-        "projector.examples": TEST_IMAGES, "eval.every_secs": 1,
-        "train.max_steps": MAX_STEPS, "train.batch_size": 64, "train.seed": 1,
-        "runtime.checkpoint_every_steps": 100, "runtime.summary_every_steps": 1000,
-        "tutorial.initial_learning_rate": 0.05,
-    }
-    return [argument for key, value in values.items() for argument in ("--set", f"{key}={value}")]
-
-
-def run_app(*arguments: str, root: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "app", *arguments, *settings(root)],
-                          cwd=REPO_ROOT, env=app_environment(), capture_output=True, text=True,
-                          timeout=900)
+RUN = {  # the run the tests share (settings() adds its folders and the synthetic set)
+    "data.synthetic_train_examples": 5000,
+    "data.synthetic_test_examples": TEST_IMAGES, "eval.num_examples": TEST_IMAGES,
+    "projector.examples": TEST_IMAGES, "eval.every_secs": 1,
+    "train.max_steps": MAX_STEPS, "train.batch_size": 64, "train.seed": 1,
+    "runtime.checkpoint_every_steps": 100, "runtime.summary_every_steps": 1000,
+    "tutorial.initial_learning_rate": 0.05,
+}
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("predict")
     for command in (["train"], ["eval", "--until-done"]):
-        finished = run_app(*command, root=root)
+        finished = run_app(*command, *settings(root, RUN))
         assert finished.returncode == ExitCode.DONE, finished.stdout + finished.stderr
     return root
 
@@ -162,7 +153,7 @@ def test_the_bytes_signature_classifies_jpeg_files_as_predict_does(trained, tmp_
     folder.mkdir()
     for index, file in enumerate(files):
         (folder / f"{index:04d}.jpg").write_bytes(file)
-    finished = run_app("predict", str(folder), root=trained)
+    finished = run_app("predict", str(folder), *settings(trained, RUN))
     assert finished.returncode == ExitCode.DONE, finished.stdout + finished.stderr
     answers = predicted(finished.stdout)
     assert [answers[f"{index:04d}.jpg"] for index in range(len(files))] == served
@@ -180,7 +171,7 @@ def image_files(trained, tmp_path_factory) -> tuple[Path, np.ndarray]:
 
 def test_predict_on_image_files_agrees_with_their_labels_as_often_as_eval(trained, image_files):
     folder, labels = image_files
-    finished = run_app("predict", str(folder), root=trained)
+    finished = run_app("predict", str(folder), *settings(trained, RUN))
     assert finished.returncode == ExitCode.DONE, finished.stdout + finished.stderr
     first = finished.stdout.splitlines()[0]
     assert first.startswith("using run default's export of step ")
@@ -199,7 +190,7 @@ def test_a_broken_file_among_good_ones_is_named_the_others_predicted_and_the_exi
     broken.write_bytes(b"\x89PNG\r\n\x1a\n not really")
     good = [str(folder / "0000.png"), str(folder / "0001.png")]
     finished = run_app("predict", good[0], str(broken), str(tmp_path / "missing.jpg"), good[1],
-                       root=trained)
+                       *settings(trained, RUN))
     assert finished.returncode == ExitCode.BAD_INPUT
     lines = finished.stdout.splitlines()[1:]
     assert [line.split(": ")[0] for line in lines] == [good[0], str(broken),
@@ -229,7 +220,7 @@ def test_any_mode_and_size_is_brought_to_cifar10s_and_classified(trained, tmp_pa
             path = path.with_suffix(".bmp")
         image.save(path)
         paths.append(str(path))
-    finished = run_app("predict", "--json", "--top", "2", *paths, root=trained)
+    finished = run_app("predict", "--json", "--top", "2", *paths, *settings(trained, RUN))
     assert finished.returncode == ExitCode.DONE, finished.stdout + finished.stderr
     answers = [json.loads(line) for line in finished.stdout.splitlines()]
     assert [Path(answer["file"]).name for answer in answers] == [Path(p).name for p in paths]
@@ -248,7 +239,7 @@ def test_before_the_first_export_predict_uses_the_newest_checkpoint(trained, ima
     shutil.copytree(trained, copy)
     shutil.rmtree(run_folder(copy) / "export")
     folder, _ = image_files
-    finished = run_app("predict", str(folder / "0000.png"), root=copy)
+    finished = run_app("predict", str(folder / "0000.png"), *settings(copy, RUN))
     assert finished.returncode == ExitCode.DONE, finished.stdout + finished.stderr
     assert finished.stdout.splitlines()[0] == (
         f"using run default's newest checkpoint, model.ckpt-{MAX_STEPS} (the moving averages; "

@@ -23,7 +23,7 @@ from tensorboard.util import tensor_util
 from app.volume import exports
 from app.exit_codes import ExitCode
 from app.volume.results import read_results
-from tests.conftest import REPO_ROOT, app_environment
+from tests.harness.environment import REPO_ROOT, app_environment, run_app, settings
 
 pytestmark = pytest.mark.slow
 
@@ -35,22 +35,13 @@ CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer",
                "dog", "frog", "horse", "ship", "truck")
 
 
-def settings(root: Path) -> list[str]:
-    values = {
-        "paths.train_dir": root / "train", "paths.data_dir": root / "data",
-        "data.source": "synthetic", "data.synthetic_train_examples": 5000,
-        "data.synthetic_test_examples": TEST_IMAGES,
-        "train.max_steps": MAX_STEPS, "train.batch_size": 64, "runtime.log_every_steps": 100,
-        "runtime.checkpoint_every_steps": 100, "runtime.summary_every_steps": 1000,
-        "train.seed": 1, "eval.num_examples": TEST_IMAGES, "eval.every_secs": 1,
-        "projector.examples": TEST_IMAGES, "projector.every_evals": 2,
-    }
-    return [argument for key, value in values.items() for argument in ("--set", f"{key}={value}")]
-
-
-def run_app(*arguments: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "app", *arguments], cwd=REPO_ROOT,
-                          env=app_environment(), capture_output=True, text=True, timeout=900)
+RUN = {  # the run the tests share (settings() adds its folders and the synthetic set)
+    "data.synthetic_train_examples": 5000, "data.synthetic_test_examples": TEST_IMAGES,
+    "train.max_steps": MAX_STEPS, "train.batch_size": 64, "runtime.log_every_steps": 100,
+    "runtime.checkpoint_every_steps": 100, "runtime.summary_every_steps": 1000,
+    "train.seed": 1, "eval.num_examples": TEST_IMAGES, "eval.every_secs": 1,
+    "projector.examples": TEST_IMAGES, "projector.every_evals": 2,
+}
 
 
 @pytest.fixture(scope="module")
@@ -58,9 +49,9 @@ def evaluated(tmp_path_factory):
     """The run's root folder, after train, the eval watcher and report; and report's output."""
     root = tmp_path_factory.mktemp("extras")
     for command in (["train"], ["eval", "--until-done"]):
-        finished = run_app(*command, *settings(root))
+        finished = run_app(*command, *settings(root, RUN))
         assert finished.returncode == ExitCode.DONE, finished.stdout + finished.stderr
-    report = run_app("report", "--run", "default", *settings(root))
+    report = run_app("report", "--run", "default", *settings(root, RUN))
     assert report.returncode == ExitCode.DONE, report.stdout + report.stderr
     return root, report.stdout
 
@@ -276,7 +267,7 @@ def test_report_prints_the_history_and_plots_it(evaluated):
 
 def test_the_volumes_report_has_the_runs_row(evaluated):
     root, _ = evaluated
-    volume = run_app("report", *settings(root))
+    volume = run_app("report", *settings(root, RUN))
     assert volume.returncode == ExitCode.DONE, volume.stdout + volume.stderr
     best = max(results(root), key=lambda result: (result["precision_at_1"], -result["loss"]))
     [row] = [line.split() for line in volume.stdout.splitlines() if line.startswith("default ")]

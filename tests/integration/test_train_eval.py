@@ -17,7 +17,7 @@ from tensorboard.backend.event_processing import event_accumulator
 
 from app.exit_codes import ExitCode
 from app.volume.results import read_results
-from tests.conftest import REPO_ROOT, app_environment
+from tests.harness.environment import REPO_ROOT, app_environment, run_app, settings
 
 pytestmark = pytest.mark.slow
 
@@ -26,20 +26,15 @@ LOG_LINE = re.compile(r"^step (\d+)/(\d+), loss = (\d+\.\d\d) \((\d+\.\d) exampl
                       r"(\d+\.\d{3}) sec/batch; eta (\d+h\d\dm|\d+m\d\ds)\)$", re.MULTILINE)
 
 
-def settings(root: Path, **changes) -> list[str]:
-    values = {
-        "paths.train_dir": root / "train", "paths.data_dir": root / "data",
-        "data.source": "synthetic", "data.synthetic_train_examples": 5000,
-        "data.synthetic_test_examples": 1000,
-        "train.max_steps": MAX_STEPS, "train.batch_size": 64, "runtime.log_every_steps": 25,
-        "runtime.checkpoint_every_steps": 100, "runtime.summary_every_steps": 50,
-        "train.seed": 1, "eval.num_examples": 1000, "eval.every_secs": 1,
-        # Half the tutorial's 0.1: at batch 64 (half its 128) the tutorial's rate sometimes
-        # overshoots in the first hundred steps, and this run must learn every time.
-        "tutorial.initial_learning_rate": 0.05,
-    }
-    values.update(changes)
-    return [argument for key, value in values.items() for argument in ("--set", f"{key}={value}")]
+RUN = {  # the run the tests share (settings() adds its folders and the synthetic set)
+    "data.synthetic_train_examples": 5000, "data.synthetic_test_examples": 1000,
+    "train.max_steps": MAX_STEPS, "train.batch_size": 64, "runtime.log_every_steps": 25,
+    "runtime.checkpoint_every_steps": 100, "runtime.summary_every_steps": 50,
+    "train.seed": 1, "eval.num_examples": 1000, "eval.every_secs": 1,
+    # Half the tutorial's 0.1: at batch 64 (half its 128) the tutorial's rate sometimes
+    # overshoots in the first hundred steps, and this run must learn every time.
+    "tutorial.initial_learning_rate": 0.05,
+}
 
 
 def checkpoint_state(train_dir: Path) -> str:
@@ -66,12 +61,9 @@ def scalar_steps(run_dir: Path, tag: str) -> list[int]:
 def trained(tmp_path_factory):
     """A 300-step run followed by `eval --once`; yields its folder and both programs' output."""
     root = tmp_path_factory.mktemp("run")
-    run = lambda *arguments: subprocess.run(  # noqa: E731
-        [sys.executable, "-m", "app", *arguments], cwd=REPO_ROOT, env=app_environment(),
-        capture_output=True, text=True, timeout=900)
-    train = run("train", *settings(root))
+    train = run_app("train", *settings(root, RUN))
     assert train.returncode == ExitCode.DONE, train.stdout + train.stderr
-    evaluation = run("eval", "--once", *settings(root))
+    evaluation = run_app("eval", "--once", *settings(root, RUN))
     assert evaluation.returncode == ExitCode.DONE, evaluation.stdout + evaluation.stderr
     return root, train.stdout, evaluation.stdout
 
@@ -138,10 +130,7 @@ def test_eval_events_sit_at_the_checkpoints_global_step(trained):
 def test_restart_resumes_and_eval_catches_up_on_the_newer_checkpoints(trained, tmp_path):
     root = tmp_path / "copy"
     shutil.copytree(trained[0], root)
-    environment = app_environment()
-    more = subprocess.run([sys.executable, "-m", "app", "train",
-                           *settings(root, **{"train.max_steps": 350})],
-                          cwd=REPO_ROOT, env=environment, capture_output=True, text=True, timeout=600)
+    more = run_app("train", *settings(root, RUN, **{"train.max_steps": 350}), timeout=600)
     assert more.returncode == ExitCode.DONE, more.stderr
     assert "resumed from model.ckpt-300" in more.stdout
     assert LOG_LINE.findall(more.stdout)[0][0] == "325"
@@ -149,10 +138,8 @@ def test_restart_resumes_and_eval_catches_up_on_the_newer_checkpoints(trained, t
 
     # Eval has seen 300: the watcher evaluates what is newer and stops at max_steps; the older
     # checkpoints it passes over, so that the eval curves only go forward.
-    watcher = subprocess.run([sys.executable, "-m", "app", "eval", "--until-done",
-                              *settings(root, **{"train.max_steps": 350})],
-                             cwd=REPO_ROOT, env=environment, capture_output=True, text=True,
-                             timeout=600)
+    watcher = run_app("eval", "--until-done", *settings(root, RUN, **{"train.max_steps": 350}),
+                      timeout=600)
     assert watcher.returncode == ExitCode.DONE, watcher.stderr
     for older in (100, 200):
         assert f"passed over model.ckpt-{older}: older than the newest evaluated" in watcher.stdout
@@ -165,9 +152,7 @@ def test_eval_skips_a_checkpoint_rotated_away_while_it_reads_it(trained, tmp_pat
     shutil.copytree(trained[0], root)
     (root / "train" / "default" / "eval").rename(root / "eval-of-300")  # as if none evaluated
     (root / "train" / "default" / "model.ckpt-100.data-00000-of-00001").unlink()  # as if rotated mid-read
-    watcher = subprocess.run([sys.executable, "-m", "app", "eval", "--until-done", *settings(root)],
-                             cwd=REPO_ROOT, env=app_environment(), capture_output=True, text=True,
-                             timeout=600)
+    watcher = run_app("eval", "--until-done", *settings(root, RUN), timeout=600)
     assert watcher.returncode == ExitCode.DONE, watcher.stderr
     assert "skipped model.ckpt-100: gone or incomplete while being read" in watcher.stdout
     steps = [result["step"] for result in read_results(root / "train" / "default" / "eval")]
@@ -179,7 +164,7 @@ def test_sigterm_saves_the_step_reached_and_exits_0(trained, tmp_path):
     shutil.copytree(trained[0], root)
     trainer = subprocess.Popen(
         [sys.executable, "-m", "app", "train",
-         *settings(root, **{"train.max_steps": 100_000, "runtime.log_every_steps": 5})],
+         *settings(root, RUN, **{"train.max_steps": 100_000, "runtime.log_every_steps": 5})],
         cwd=REPO_ROOT, env=app_environment(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True)
     try:
@@ -201,18 +186,15 @@ def test_sigterm_saves_the_step_reached_and_exits_0(trained, tmp_path):
 def test_nan_loss_stops_with_exit_3_and_keeps_the_last_good_checkpoint(trained, tmp_path):
     root = tmp_path / "copy"
     shutil.copytree(trained[0], root)
-    diverging = subprocess.run(
-        [sys.executable, "-m", "app", "train",
-         *settings(root, **{"train.max_steps": 400, "tutorial.initial_learning_rate": 1e12})],
-        cwd=REPO_ROOT, env=app_environment(), capture_output=True, text=True, timeout=600)
+    diverging = run_app("train", *settings(root, RUN, **{"train.max_steps": 400,
+                                                         "tutorial.initial_learning_rate": 1e12}),
+                        timeout=600)
     assert diverging.returncode == ExitCode.DIVERGED, diverging.stdout + diverging.stderr
     assert "error: the loss became NaN or infinite at step" in diverging.stderr
     assert "The last good checkpoint is kept: model.ckpt-300" in diverging.stderr
     assert checkpoint_state(root / "train" / "default") == "model.ckpt-300"
     shutil.rmtree(root / "train" / "default" / "eval")  # so that it is evaluated anew
-    evaluation = subprocess.run([sys.executable, "-m", "app", "eval", "--once", *settings(root)],
-                                cwd=REPO_ROOT, env=app_environment(), capture_output=True,
-                                text=True, timeout=600)
+    evaluation = run_app("eval", "--once", *settings(root, RUN), timeout=600)
     assert "precision @ 1 = " in evaluation.stdout and "(step 300;" in evaluation.stdout
 
 

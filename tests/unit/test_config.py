@@ -11,7 +11,7 @@ import yaml
 from app import config
 from app.config import ConfigError, defaults
 from app.exit_codes import ExitCode
-from tests.conftest import REPO_ROOT, app_environment
+from tests.harness.environment import REPO_ROOT, app_environment, run_app
 
 
 def load(tmp_path, text=None, overrides=(), environ=None):
@@ -143,7 +143,7 @@ def test_path_that_is_a_file_is_refused(tmp_path):
         config.check_paths(resolved)
 
 
-def test_unwritable_directory_is_refused(run_app):
+def test_unwritable_directory_is_refused():
     # Root may write anywhere, so as root the check runs as the unprivileged user 'nobody'.
     locked = tempfile.mkdtemp(prefix="cifar10-locked-")
     try:
@@ -165,7 +165,7 @@ def test_unwritable_directory_is_refused(run_app):
         os.rmdir(locked)
 
 
-def test_check_config_prints_the_resolved_config(run_app, tmp_path):
+def test_check_config_prints_the_resolved_config(tmp_path):
     result = run_app("check-config", "--set", f"paths.train_dir={tmp_path}/train",
                      "--set", "train.max_steps=123", CIFAR10_EVAL_EVERY_SECS="9")
     assert result.returncode == ExitCode.DONE, result.stderr
@@ -174,7 +174,7 @@ def test_check_config_prints_the_resolved_config(run_app, tmp_path):
     assert resolved["eval"]["every_secs"] == 9.0
 
 
-def test_check_config_exits_2_with_one_line_and_writes_nothing(run_app, tmp_path):
+def test_check_config_exits_2_with_one_line_and_writes_nothing(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("train:\n  max_steps: 100\n  batchsize: 32\n")
     train_dir = tmp_path / "train"
@@ -186,7 +186,7 @@ def test_check_config_exits_2_with_one_line_and_writes_nothing(run_app, tmp_path
     assert not train_dir.exists()
 
 
-def test_train_refuses_a_bad_config_before_writing_anything(run_app, tmp_path):
+def test_train_refuses_a_bad_config_before_writing_anything(tmp_path):
     train_dir = tmp_path / "train"
     result = run_app("train", "--set", f"paths.train_dir={train_dir}",
                      "--set", "train.batch_size=0", timeout=60)

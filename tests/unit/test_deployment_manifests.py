@@ -20,11 +20,10 @@ from kubernetes_validate.utils import latest_version
 
 from app import config as configuration
 from app.__main__ import _parser as command_line
-from tests.conftest import REPO_ROOT
+from tests.harness.environment import REPO_ROOT
 
-ROOT = Path(REPO_ROOT)
-K8S = ROOT / "docker" / "k8s"
-COMPOSE_FILE = ROOT / "docker" / "compose.yaml"
+K8S = REPO_ROOT / "docker" / "k8s"
+COMPOSE_FILE = REPO_ROOT / "docker" / "compose.yaml"
 IMAGE = "cifar10-appliance:latest"
 PROFILE = "multi-worker"
 TRAIN_DIR_CLAIM = "cifar10-train"
@@ -276,7 +275,7 @@ def test_the_service_reaches_tensorboard_on_6006():
 
 
 def test_every_container_runs_one_role_through_the_images_entrypoint():
-    entrypoint = re.search(r'^ENTRYPOINT \["([^"]+)"\]', (ROOT / "Dockerfile").read_text(),
+    entrypoint = re.search(r'^ENTRYPOINT \["([^"]+)"\]', (REPO_ROOT / "Dockerfile").read_text(),
                            re.MULTILINE).group(1)
     for where, container, _ in containers():
         program, role = container["command"]
