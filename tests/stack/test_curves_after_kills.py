@@ -76,3 +76,8 @@ def test_train_and_eval_leave_nothing_in_the_temp_folder(killed):
 def test_eval_killed_is_restarted_and_never_crashes(killed):
     assert killed.eval_kills == 1
     assert killed.eval_crashes == []
+
+
+def test_every_checkpoint_left_after_the_kills_restores(killed):
+    # The user's older unlisted checkpoint aside, which the audit would name as unlisted.
+    assert killed.checkpoint_problems == []

@@ -1,10 +1,12 @@
 """The appliance under what happens to it on a shared machine: one module per scenario, each
 running the real thing (the three programs under supervisord through entrypoint.sh, as
-`make run` starts them, on the synthetic set; or the image under podman) and checking what the
-appliance promises. Each scenario takes a work folder (and a size) and returns an Outcome: its
-figures, and `faults`, one line for every promise broken (empty when it held).
+`make run` starts them, on the synthetic set; or the image under podman) and looking at what it
+does. Each scenario takes a work folder (and a size) and returns what it saw, a dataclass of its
+own: exit codes, log lines, steps, files; its figures() sum that up.
 
-tests/faults runs them at the quick size; `python -m bench.faults` at the full size, with figures.
+tests/faults runs them at the quick size and checks what they saw against what the appliance
+promises, one promise a test; `python -m bench.faults` runs them at the full size and prints
+their figures. The lines below say what each does and what tests/faults checks of it.
 
   crash_loop       kill -9 the trainer at random moments: it still reaches max_steps, never goes
                    back further than its last checkpoint, every checkpoint restores, eval never
@@ -27,5 +29,5 @@ tests/faults runs them at the quick size; `python -m bench.faults` at the full s
   container_checks the image: non-root processes, one port, a private control socket, no secret
                    nor credential in any layer; container_scenario() runs them on a fresh build
 
-outcome.py holds Outcome and the sizes; stack_log.py follows a stack's log as it grows.
+outcome.py holds the sizes and ScenarioError; stack_log.py follows a stack's log as it grows.
 """

@@ -1,9 +1,10 @@
 """The image, as users run it: who runs, what listens, who may steer supervisord, and what the
-layers keep (no build secret, no credential). Each check takes the tests' podman
-(tests/harness/podman.py) and a running appliance or the image; container_scenario() builds the
-image on a podman of its own and runs every check, the bad configs among them."""
+layers keep (a build secret, a credential). Each look takes the tests' engine and a running
+appliance or the image, and returns what it saw; tests/faults checks it. container_scenario()
+builds the image on a podman of its own and takes every look, the bad configs among them."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import subprocess
@@ -11,8 +12,7 @@ from pathlib import Path
 
 from tests.harness.container_runs import (DOCKER_STOP_GRACE_SECS, ENDLESS_RUN, root_owned_volume,
                                           wait_on_container)
-from tests.harness.faults.bad_configs import container_bad_configs
-from tests.harness.faults.outcome import Outcome
+from tests.harness.faults.bad_configs import BadConfigs, container_bad_configs
 from tests.harness.image import IMAGE, build_image, host_ca_bundle, import_debian_base
 from tests.harness.podman import (Container, HostFootprint, IsolatedPodman, TrackedContainers,
                                   other_podman_processes)
@@ -53,37 +53,31 @@ def listening_ports(podman, container) -> set[int]:
     return ports
 
 
-def socket_open_to_others(podman, container) -> str | None:
-    """What another user in the container could do with supervisord's control socket."""
+def socket_attempt(podman, container) -> subprocess.CompletedProcess:
+    """Another user in the container (uid 65534) connecting to supervisord's control socket
+    and asking it something: what came of it."""
     attempt = ("import socket; s = socket.socket(socket.AF_UNIX); s.connect('" + SOCKET + "');"
                "s.sendall(b'POST /RPC2 HTTP/1.0\\r\\nContent-Length: 0\\r\\n\\r\\n');"
                "print(s.recv(64))")
-    result = podman("exec", "--user", NOBODY, container.name, "python3", "-c", attempt,
-                    check=False)
-    if result.returncode == 0:
-        return f"uid 65534 talked to supervisord: {result.stdout.strip()}"
-    if "PermissionError" not in result.stderr and "Permission denied" not in result.stderr:
-        return f"unexpected answer: {result.stderr.strip()[-300:]}"
-    return None
+    return podman("exec", "--user", NOBODY, container.name, "python3", "-c", attempt,
+                  check=False)
 
 
-def processes_as_root(podman, container) -> list[str]:
-    return [command for user, command in process_users(podman, container)
-            if user in ("root", "0")]
+def permission_denied(attempt: subprocess.CompletedProcess) -> bool:
+    return "PermissionError" in attempt.stderr or "Permission denied" in attempt.stderr
 
 
-def running_container_problems(podman, container) -> tuple[dict, list[str]]:
-    """Who runs, what listens, and who may use supervisord's socket, in a running appliance."""
-    users = process_users(podman, container)
-    as_root = processes_as_root(podman, container)
-    ports = listening_ports(podman, container)
-    faults = [f"running as root: {command}" for command in as_root]
-    if ports != {APPLIANCE_PORT}:
-        faults.append(f"listening on TCP ports {sorted(ports)}, not just {APPLIANCE_PORT}")
-    if problem := socket_open_to_others(podman, container):
-        faults.append(f"supervisord's socket: {problem}")
-    return {"non_root_processes": f"{len(users) - len(as_root)}/{len(users)}",
-            "listening_tcp_ports": sorted(ports)}, faults
+@dataclasses.dataclass
+class RunningAppliance:
+    """What a look into a running appliance saw."""
+    process_users: list[tuple[str, str]]   # (user, command) of every process
+    listening_ports: set[int]
+    socket_attempt: subprocess.CompletedProcess
+
+
+def look_into(podman, container) -> RunningAppliance:
+    return RunningAppliance(process_users(podman, container), listening_ports(podman, container),
+                            socket_attempt(podman, container))
 
 
 def image_layers(podman, image: str) -> list[Path]:
@@ -171,17 +165,43 @@ def credential_traces(podman, image: str) -> list[str]:
     return traces
 
 
-def container_scenario(folder: Path) -> Outcome:
-    """Builds the image on a podman of its own (as the image_build fixture does), runs every
-    check and the bad-config table through it, and cleans up after itself."""
+@dataclasses.dataclass
+class ContainerChecks:
+    running: dict[str, RunningAppliance]   # how it was run ("no volume", ...) -> what was seen
+    ca_secret_certificates_looked_for: int
+    ca_secret_traces: list[str]
+    credential_traces: list[str]
+    image_layers_searched: int
+    bad_configs: BadConfigs                # the table through the image's entrypoint
+
+    def figures(self) -> dict:
+        figures: dict = {}
+        for name, seen in self.running.items():
+            as_root = [command for user, command in seen.process_users if user in ("root", "0")]
+            users = len(seen.process_users)
+            figures[f"non_root_processes ({name})"] = f"{users - len(as_root)}/{users}"
+            figures[f"listening_tcp_ports ({name})"] = sorted(seen.listening_ports)
+            figures[f"socket_refused_to_others ({name})"] = (
+                seen.socket_attempt.returncode != 0 and permission_denied(seen.socket_attempt))
+        return {**figures,
+                "ca_secret_certificates_looked_for": self.ca_secret_certificates_looked_for,
+                "ca_secret_traces": len(self.ca_secret_traces),
+                "credential_traces": len(self.credential_traces),
+                "image_layers_searched": self.image_layers_searched,
+                **{f"{figure}_in_container": value
+                   for figure, value in self.bad_configs.figures().items()}}
+
+
+def container_scenario(folder: Path) -> ContainerChecks:
+    """Builds the image on a podman of its own (as the image_build fixture does), takes every
+    look and runs the bad-config table through it, and cleans up after itself."""
     # The cleanup takes away the nf_tables tables that podman added meanwhile: with another
     # podman at work (the container tests, bench.startup), each would take away the other's.
     wait_until(lambda: not other_podman_processes(), 1800, "the other podman processes to end",
                interval=10)
     footprint = HostFootprint.now()
     podman = IsolatedPodman(folder / "podman")
-    figures: dict = {}
-    faults: list[str] = []
+    running: dict[str, RunningAppliance] = {}
     try:
         import_debian_base(podman, folder)
         build_image(podman)
@@ -190,19 +210,14 @@ def container_scenario(folder: Path) -> Outcome:
                           "root-owned volume": {root_owned_volume(folder): "/cifar10_train"}}
             for name, volumes in volumes_of.items():
                 container = running_appliance(podman, containers, volumes)
-                more_figures, more_faults = running_container_problems(podman, container)
-                figures.update({f"{figure} ({name})": value
-                                for figure, value in more_figures.items()})
-                faults += [f"{name}: {fault}" for fault in more_faults]
+                running[name] = look_into(podman, container)
                 container.stop(DOCKER_STOP_GRACE_SECS)
-        told_apart, traces = ca_secret_traces(podman, IMAGE, host_ca_bundle())
-        figures["ca_secret_certificates_looked_for"] = told_apart
-        faults += traces
-        faults += credential_traces(podman, IMAGE)
-        figures["image_layers_searched"] = len(image_layers(podman, IMAGE))
-        refused = container_bad_configs(podman, IMAGE, folder / "bad_configs")
-        figures.update(refused.figures)
-        faults += refused.faults
+        told_apart, ca_traces = ca_secret_traces(podman, IMAGE, host_ca_bundle())
+        return ContainerChecks(
+            running=running, ca_secret_certificates_looked_for=told_apart,
+            ca_secret_traces=ca_traces, credential_traces=credential_traces(podman, IMAGE),
+            image_layers_searched=len(image_layers(podman, IMAGE)),
+            bad_configs=container_bad_configs(podman, IMAGE, folder / "bad_configs"))
     finally:
         podman.reset()
         if others := other_podman_processes():
@@ -210,4 +225,3 @@ def container_scenario(folder: Path) -> Outcome:
                   f"(pids {others}) may be using them", flush=True)
         else:
             footprint.restore()
-    return Outcome("container", figures, faults)

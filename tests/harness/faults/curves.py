@@ -13,7 +13,7 @@ What a kill between a checkpoint's files and the state file leaves (a checkpoint
 newest listed one) is planted once, right after a kill, with an older unlisted checkpoint of the
 kind a user may keep: the next start must remove the first, with a log line, and keep the other.
 `killed_and_resumed()` does all of it and returns what was seen; tests/stack checks it item by item,
-`curves_after_kills()` turns it into figures and faults for bench.faults.
+bench.faults prints its figures().
 """
 from __future__ import annotations
 
@@ -27,10 +27,9 @@ from pathlib import Path
 
 from tests.harness import log_lines
 from tests.harness.checkpoints import audit_checkpoints, newest_listed
-from tests.harness.faults.outcome import Outcome
 from tests.harness.faults.stack_log import Life, StackLog, program_pid, resumed_after
 from tests.harness.native_stack import NativeStack, alive, small_config
-from tests.harness.tensorboard_api import KINDS, curves, going_back, hparams_rows
+from tests.harness.tensorboard_api import curves, going_back, hparams_rows
 from tests.harness.waiting import wait_until
 
 CHECKPOINT_EVERY = 25
@@ -57,7 +56,29 @@ class KilledAndResumed:
     left_after_resume: list[str]      # saves cut short still there once a trainer resumed
     temp_left: list[str]              # what train and eval left in the temp folder
     eval_crashes: list[str]           # eval's exits that were not our kills
+    checkpoint_problems: list[str]    # audit_checkpoints() at the end, the user's older
+                                      # unlisted checkpoint left out
     log: StackLog
+
+    def figures(self) -> dict:
+        going_wrong = {run: going_back(shown) for run, shown in self.curves.items()}
+        removed_wrongly = sorted(set(self.planted_older) & set(self.removed_at_start))
+        return {
+            "kills": len(self.kills),
+            "eval_kills": self.eval_kills,
+            "steps_trained_twice": sum(killed - resumed for resumed, killed in self.trained_twice),
+            "summary_steps_written_twice": len(summary_steps_written_twice(self)),
+            "curves_checked": sum(len(shown) for shown in self.curves.values()),
+            "kinds_checked": sorted({kind for shown in self.curves.values()
+                                     for kind, _ in shown}) + ["hparams"],
+            "curves_with_steps_repeated_or_backward": sum(map(len, going_wrong.values())),
+            "hparams_rows": {session: row["groups"] for session, row in self.hparams.items()},
+            "unfinished_saves_removed_at_start": len(self.removed_at_start),
+            "partial_checkpoints_left_after_resume": len(self.left_after_resume),
+            "users_older_checkpoint_kept": not removed_wrongly,
+            "files_left_in_temp_folder": len(self.temp_left),
+            "eval_crashes": len(self.eval_crashes),
+        }
 
 
 def killed_and_resumed(folder: Path, kills: int, seed: int = 0) -> KilledAndResumed:
@@ -127,50 +148,11 @@ def killed_and_resumed(folder: Path, kills: int, seed: int = 0) -> KilledAndResu
         temp_left=sorted(str(path.relative_to(stack.temp_dir))
                          for path in stack.temp_dir.rglob("*")
                          if TENSORBOARD_OWN not in path.relative_to(stack.temp_dir).parts),
-        eval_crashes=_crashes(log.unexpected_exits("eval"), eval_kills), log=log)
-
-
-def curves_after_kills(folder: Path, kills: int, seed: int = 0) -> Outcome:
-    seen = killed_and_resumed(folder, kills, seed)
-    faults = [] if summary_steps_written_twice(seen) else [
-        "no kill came after a summary step that the next life wrote again: nothing was checked"]
-    going_wrong = {run: going_back(shown) for run, shown in seen.curves.items()}
-    for run, problems in going_wrong.items():
-        faults += [f"run {run}: {problem}" for problem in problems]
-    faults += hparams_problems(seen)
-    kinds_seen = sorted({kind for shown in seen.curves.values() for kind, _ in shown})
-    if missing := sorted(set(KINDS) - set(kinds_seen)):
-        faults.append(f"TensorBoard showed no {', '.join(missing)} at all")
-    not_removed = sorted(set(seen.planted_newer) - set(seen.removed_at_start))
-    if not_removed:
-        faults.append(f"the unlisted checkpoint newer than the newest listed one was not removed "
-                      f"at the next start: {not_removed}")
-    removed_wrongly = sorted(set(seen.planted_older) & set(seen.removed_at_start))
-    if removed_wrongly or not all((seen.stack.run_dir / name).exists()
-                                  for name in seen.planted_older):
-        faults.append(f"an older unlisted checkpoint (a user's) was removed: "
-                      f"{removed_wrongly or seen.planted_older}")
-    faults += [f"after a resume: {problem}" for problem in seen.left_after_resume]
-    faults += [f"left in the temp folder: {name}" for name in seen.temp_left]
-    faults += [f"eval crashed: {line}" for line in seen.eval_crashes]
-    _, _, problems = audit_checkpoints(seen.stack.run_dir)
-    faults += [problem for problem in problems
-               if not any(name.split(".index")[0] in problem for name in seen.planted_older)]
-    return Outcome("curves_after_kills", {
-        "kills": len(seen.kills),
-        "eval_kills": seen.eval_kills,
-        "steps_trained_twice": sum(killed - resumed for resumed, killed in seen.trained_twice),
-        "summary_steps_written_twice": len(summary_steps_written_twice(seen)),
-        "curves_checked": sum(len(shown) for shown in seen.curves.values()),
-        "kinds_checked": kinds_seen + ["hparams"],
-        "curves_with_steps_repeated_or_backward": sum(len(p) for p in going_wrong.values()),
-        "hparams_rows": {session: row["groups"] for session, row in seen.hparams.items()},
-        "unfinished_saves_removed_at_start": len(seen.removed_at_start),
-        "partial_checkpoints_left_after_resume": len(seen.left_after_resume),
-        "users_older_checkpoint_kept": not removed_wrongly,
-        "files_left_in_temp_folder": len(seen.temp_left),
-        "eval_crashes": len(seen.eval_crashes),
-    }, faults)
+        eval_crashes=_crashes(log.unexpected_exits("eval"), eval_kills),
+        checkpoint_problems=[problem for problem in audit_checkpoints(stack.run_dir)[2]
+                             if not any(name.split(".index")[0] in problem
+                                        for name in planted_older)],
+        log=log)
 
 
 def summary_steps_written_twice(seen: KilledAndResumed) -> list[int]:

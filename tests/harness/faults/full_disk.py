@@ -1,17 +1,22 @@
 """train_dir on a small tmpfs, most of it taken by someone else's file.
 
-full_disk       while the stack trains: the trainer must say the disk is full and wait; the listed
-                checkpoint must restore; once the file is deleted, training goes on, and a restart
-                resumes from the newest checkpoint.
+full_disk       while the stack trains, then once the file is deleted, then after a restart:
+                what the trainer said, the listed checkpoint, what a failed save left, whether
+                the trainer exited, how soon it went on and from where a restart resumed.
 eval_full_disk  while eval has checkpoints to evaluate (the run trained, the disk then filled to
-                all but a little): eval must say the disk is full once and wait, never exit
-                (supervisord would restart it, again and again), and once the file is deleted
-                record every evaluation; results.jsonl whole (no half line), nothing evaluated
-                twice, TensorBoard's eval curves each step once.
+                all but a little), then once the file is deleted: what eval said and how often,
+                whether it exited (supervisord would restart it, again and again), results.jsonl
+                and TensorBoard's eval curves.
+
+tests/faults checks that the trainer says the disk is full and waits, its listed checkpoint
+restoring, goes on once the file is deleted and resumes from the newest checkpoint after a
+restart; that eval says so once and waits, never exits, and once freed records every evaluation
+(results.jsonl whole, nothing evaluated twice, TensorBoard's eval curves each step once).
 """
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -23,7 +28,7 @@ from pathlib import Path
 from app.exit_codes import ExitCode
 from tests.harness import log_lines
 from tests.harness.checkpoints import newest_listed, restores
-from tests.harness.faults.outcome import Outcome, ScenarioError
+from tests.harness.faults.outcome import ScenarioError
 from tests.harness.faults.stack_log import StackLog
 from tests.harness.native_stack import NativeStack, small_config
 from tests.harness.tensorboard_api import curves, going_back
@@ -49,14 +54,38 @@ def small_disk(path: Path, size_mb: int):
         subprocess.run(["umount", path], check=True)
 
 
-def full_disk(folder: Path) -> Outcome:
+@dataclasses.dataclass
+class FullDisk:
+    train_dir: Path
+    trainer_said: str                  # its disk-full line
+    listed_when_full: int | None       # the newest checkpoint the state file listed then
+    listed_restores: str | None        # why that one does not restore (None: it does)
+    partial_saves: list[str]           # what the failed save left taking space
+    exited_while_full: list[str]       # supervisord's lines, should the trainer have exited
+    went_on_after_secs: float          # from the deletion to a newer checkpoint
+    steps_lost: int                    # steps trained before the disk filled that it lost
+    newest_before_restart: int | None
+    newest_at_restart: int | None      # the restart's own stop saves one more
+    restart_resumed_from: int | None
+    eval_crashes_while_full: int
+
+    def figures(self) -> dict:
+        return {"trainer_said": self.trainer_said,
+                "listed_checkpoint_when_full": self.listed_when_full,
+                "went_on_after_secs": round(self.went_on_after_secs, 1),
+                "steps_lost": self.steps_lost,
+                "restart_resumed_from": self.restart_resumed_from,
+                "eval_crashes_while_full": self.eval_crashes_while_full}
+
+
+def full_disk(folder: Path) -> FullDisk:
     with small_disk(folder / "train", FULL_DISK_SIZE_MB) as train_dir:
         others_file = train_dir / "someone-elses-file"
         others_file.write_bytes(bytes(OTHERS_FILE_MB << 20))
         return _fill_and_free(folder, train_dir, others_file)
 
 
-def _fill_and_free(folder: Path, train_dir: Path, others_file: Path) -> Outcome:
+def _fill_and_free(folder: Path, train_dir: Path, others_file: Path) -> FullDisk:
     max_steps = 400
     config = small_config(train={"max_steps": max_steps},
                           runtime={"checkpoint_every_steps": 20, "keep_checkpoints": 2,
@@ -64,32 +93,22 @@ def _fill_and_free(folder: Path, train_dir: Path, others_file: Path) -> Outcome:
     stack = NativeStack(folder, config)
     run_dir = stack.run_dir  # inside the tmpfs: train_dir's run folder
     log = StackLog(stack.log_file)
-    faults: list[str] = []
-    figures: dict = {}
     stack.start()
     try:
         said = _says_the_disk_is_full(log, log_lines.DISK_FULL, "the trainer")
         trainer = log.current("train")
         full_at = trainer.last_step
-        figures["trainer_said"] = said
-        if str(train_dir) not in said:
-            faults.append(f"the disk-full message does not name train_dir: {said}")
         listed = newest_listed(run_dir)
-        figures["listed_checkpoint_when_full"] = listed
-        if listed is None:
-            faults.append("the disk filled before the first checkpoint; make the tmpfs larger")
-        elif (reason := restores(run_dir / f"model.ckpt-{listed}")) is not None:
-            faults.append(f"the listed model.ckpt-{listed} does not restore: {reason}")
+        listed_restores = (restores(run_dir / f"model.ckpt-{listed}") if listed is not None
+                           else None)
         partial = sorted(p.name for p in run_dir.glob("model.ckpt-*_temp*"))
-        if partial:
-            faults.append(f"the failed save left {partial} taking space")
         time.sleep(3)
-        faults += _exited_while_full(log, "train", trainer)
+        exited = _exited_while_full(log, "train", trainer)
         freed_at = _free(log, others_file, log_lines.DISK_HAS_ROOM, "the trainer")
         log.wait(lambda: (newest_listed(run_dir) or 0) > (listed or 0), 120,
                  "a checkpoint after the space was freed")
-        figures["went_on_after_secs"] = round(time.monotonic() - freed_at, 1)
-        figures["steps_lost"] = max(0, (full_at or 0) - (newest_listed(run_dir) or 0))
+        went_on_after = time.monotonic() - freed_at
+        steps_lost = max(0, (full_at or 0) - (newest_listed(run_dir) or 0))
 
         # And a restart resumes from the newest checkpoint.
         before = newest_listed(run_dir)
@@ -97,17 +116,17 @@ def _fill_and_free(folder: Path, train_dir: Path, others_file: Path) -> Outcome:
         restarted = log.wait(lambda: (l := log.current("train")) is not trainer
                              and l.resumed_step is not None and l, 180,
                              "the restarted trainer to resume")
-        expected = newest_listed(run_dir)  # the restart's own stop saves one more
-        figures["restart_resumed_from"] = restarted.resumed_step
-        if restarted.resumed_step != expected or expected < before:
-            faults.append(f"the restart resumed from step {restarted.resumed_step}, not from the "
-                          f"newest checkpoint, {expected}")
+        expected = newest_listed(run_dir)
         log.wait(lambda: log.matching(log_lines.REACHED_MAX_STEPS), 300,
                  f"max_steps {max_steps}")
     finally:
         stack.stop()
-    figures["eval_crashes_while_full"] = len(log.unexpected_exits("eval"))
-    return Outcome("full_disk", figures, faults)
+    return FullDisk(
+        train_dir=train_dir, trainer_said=said, listed_when_full=listed,
+        listed_restores=listed_restores, partial_saves=partial, exited_while_full=exited,
+        went_on_after_secs=went_on_after, steps_lost=steps_lost, newest_before_restart=before,
+        newest_at_restart=expected, restart_resumed_from=restarted.resumed_step,
+        eval_crashes_while_full=len(log.unexpected_exits("eval")))
 
 
 # -- eval under a full disk ---------------------------------------------------------------------
@@ -123,12 +142,39 @@ EVAL_MAX_STEPS = 75       # checkpoints at 25, 50 and 75: three evaluations wait
 SAYS_IT_ONCE_WITHIN_SECS = 10
 
 
-def eval_full_disk(folder: Path) -> Outcome:
+@dataclasses.dataclass
+class EvalFullDisk:
+    eval_said: str                   # its first disk-full line
+    disk_full_lines_while_full: int  # in SAYS_IT_ONCE_WITHIN_SECS
+    recorded_while_full: int         # lines of results.jsonl
+    exited_while_full: list[str]     # supervisord's lines, should eval have exited
+    recorded_all_after_secs: float   # from the deletion to the last checkpoint's evaluation
+    results_lines: list[str]         # results.jsonl at the end
+    eval_curve_problems: list[str]   # going_back() of TensorBoard's eval run, "run R: ..."
+    eval_crashes: list[str]          # supervisord's lines of eval's unexpected exits
+    eval_starts: int
+    eval_tracebacks: list[str]
+
+    @property
+    def whole_results(self) -> list[dict]:
+        return [json.loads(line) for line in self.results_lines if _is_json(line)]
+
+    def figures(self) -> dict:
+        return {"eval_said": self.eval_said,
+                "disk_full_lines_while_full": self.disk_full_lines_while_full,
+                "recorded_while_full": self.recorded_while_full,
+                "recorded_all_after_secs": round(self.recorded_all_after_secs, 1),
+                "results_lines_whole": f"{len(self.whole_results)}/{len(self.results_lines)}",
+                "evaluated_steps": [result["step"] for result in self.whole_results],
+                "eval_crashes": len(self.eval_crashes), "eval_starts": self.eval_starts}
+
+
+def eval_full_disk(folder: Path) -> EvalFullDisk:
     with small_disk(folder / "train", EVAL_DISK_SIZE_MB) as train_dir:
         return _eval_waits_out_a_full_disk(folder, train_dir)
 
 
-def _eval_waits_out_a_full_disk(folder: Path, train_dir: Path) -> Outcome:
+def _eval_waits_out_a_full_disk(folder: Path, train_dir: Path) -> EvalFullDisk:
     config = small_config(train={"max_steps": EVAL_MAX_STEPS},
                           runtime={"checkpoint_every_steps": 25, "keep_checkpoints": 3},
                           eval={"every_secs": 1})
@@ -140,25 +186,19 @@ def _eval_waits_out_a_full_disk(folder: Path, train_dir: Path) -> Outcome:
     others_file = train_dir / "someone-elses-file"
     others_file.write_bytes(bytes(max(0, shutil.disk_usage(train_dir).free - EVAL_DISK_LEFT_FREE)))
     log = StackLog(stack.log_file)
-    faults: list[str] = []
-    figures: dict = {}
     stack.start()
     try:
         said = _says_the_disk_is_full(log, log_lines.EVAL_DISK_FULL, "eval")
-        figures["eval_said"] = said
         evaluator = log.current("eval")
         # Time for a crash loop to show, or for the message to come again.
         time.sleep(SAYS_IT_ONCE_WITHIN_SECS)
-        figures["disk_full_lines_while_full"] = len(log.matching(log_lines.EVAL_DISK_FULL))
-        figures["recorded_while_full"] = len(stack.eval_results())
-        if figures["disk_full_lines_while_full"] != 1:
-            faults.append(f"eval said the disk is full {figures['disk_full_lines_while_full']} "
-                          f"times in {SAYS_IT_ONCE_WITHIN_SECS} s, not once")
-        faults += _exited_while_full(log, "eval", evaluator)
+        lines_while_full = len(log.matching(log_lines.EVAL_DISK_FULL))
+        recorded_while_full = len(stack.eval_results())
+        exited = _exited_while_full(log, "eval", evaluator)
         freed_at = _free(log, others_file, log_lines.EVAL_DISK_HAS_ROOM, "eval")
         wait_until(lambda: any(r["step"] == EVAL_MAX_STEPS for r in stack.eval_results()), 300,
                    "eval to record the evaluation of the last checkpoint", interval=1)
-        figures["recorded_all_after_secs"] = round(time.monotonic() - freed_at, 1)
+        recorded_all_after = time.monotonic() - freed_at
         run = stack.run_dir.name
         wait_until(lambda: _eval_curve(stack, run)[-1:] == [EVAL_MAX_STEPS], 60,
                    "TensorBoard to show the last evaluation", interval=1)
@@ -166,25 +206,14 @@ def _eval_waits_out_a_full_disk(folder: Path, train_dir: Path) -> Outcome:
     finally:
         stack.stop()
     log.update()
-
-    lines = (stack.run_dir / "eval" / "results.jsonl").read_text().splitlines()
-    whole = [line for line in lines if _is_json(line)]
-    steps = [json.loads(line)["step"] for line in whole]
-    figures["results_lines_whole"] = f"{len(whole)}/{len(lines)}"
-    figures["evaluated_steps"] = steps
-    if len(whole) != len(lines):
-        faults.append(f"results.jsonl has {len(lines) - len(whole)} line(s) cut short")
-    if steps != [25, 50, EVAL_MAX_STEPS]:
-        faults.append(f"results.jsonl holds steps {steps}, not each checkpoint once, in order")
-    faults += [f"TensorBoard, run {run}/eval: {problem}" for problem in going_back(eval_curves)]
-    figures["eval_crashes"] = len(log.unexpected_exits("eval"))
-    figures["eval_starts"] = len(log.lives.get("eval", []))
-    faults += [f"eval crashed: {line}" for line in log.unexpected_exits("eval")]
-    if figures["eval_starts"] != 1:
-        faults.append(f"eval was started {figures['eval_starts']} times, not once")
-    faults += [f"eval printed a traceback: {match.string}"
-               for match in log.matching(log_lines.EVAL_TRACEBACK)]
-    return Outcome("eval_full_disk", figures, faults)
+    return EvalFullDisk(
+        eval_said=said, disk_full_lines_while_full=lines_while_full,
+        recorded_while_full=recorded_while_full, exited_while_full=exited,
+        recorded_all_after_secs=recorded_all_after,
+        results_lines=(stack.run_dir / "eval" / "results.jsonl").read_text().splitlines(),
+        eval_curve_problems=[f"run {run}/eval: {problem}" for problem in going_back(eval_curves)],
+        eval_crashes=log.unexpected_exits("eval"), eval_starts=len(log.lives.get("eval", [])),
+        eval_tracebacks=[match.string for match in log.matching(log_lines.EVAL_TRACEBACK)])
 
 
 def _says_the_disk_is_full(log: StackLog, pattern, who: str) -> str:
@@ -194,12 +223,12 @@ def _says_the_disk_is_full(log: StackLog, pattern, who: str) -> str:
 
 
 def _exited_while_full(log: StackLog, program: str, life) -> list[str]:
-    """A fault if `program`, whose life was `life` when the disk filled, has exited since."""
+    """If `program`, whose life was `life` when the disk filled, has exited since: how
+    (supervisord's lines of its unexpected exits, or its own life's end)."""
     log.update()
     if log.current(program) is life and not life.exit:
         return []
-    return [f"{program} exited while the disk was full: "
-            + "; ".join(log.unexpected_exits(program))]
+    return log.unexpected_exits(program) or [f"{program} exited: {life.exit}"]
 
 
 def _free(log: StackLog, others_file: Path, has_room, who: str) -> float:

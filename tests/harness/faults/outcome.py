@@ -1,14 +1,9 @@
-"""What a fault scenario returns, and how big a run of them is."""
+"""What every fault scenario shares: the error of a scenario that could not go on, and how big a
+run of them is. (What each one saw is a dataclass of its own module, with `figures()` for
+bench.faults' table.)"""
 from __future__ import annotations
 
 import dataclasses
-
-@dataclasses.dataclass
-class Outcome:
-    name: str
-    figures: dict
-    faults: list[str]   # one line per broken promise; empty when the appliance held
-    seconds: float = 0.0
 
 
 class ScenarioError(RuntimeError):
