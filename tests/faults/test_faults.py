@@ -49,12 +49,15 @@ def test_trainer_killed_never_resumes_behind_the_checkpoint_listed_at_the_kill(c
 
 
 def test_trainer_killed_at_random_loses_at_most_its_last_checkpoint_interval(crashes):
-    lost = {str(kill): kill.steps_lost for kill in crashes.kills}
-    assert max(lost.values()) <= crashes.checkpoint_every_steps, lost
+    lost = [kill.steps_lost for kill in crashes.kills if kill.resumed is not None]
+    assert max(lost, default=0) <= crashes.checkpoint_every_steps, crashes.kills
 
 
-def test_trainer_killed_again_and_again_still_reaches_max_steps_and_exits_at_once(crashes):
+def test_trainer_killed_again_and_again_still_reaches_max_steps(crashes):
     assert crashes.newest_checkpoint == crashes.max_steps
+
+
+def test_trainer_exits_at_once_after_reaching_max_steps(crashes):
     assert crashes.exit_secs <= 5, "seconds from reaching max_steps to the trainer's exit"
 
 
@@ -176,16 +179,24 @@ def disk_filled(tmp_path_factory):
 
 
 @needs_root_for_tmpfs
-def test_a_full_disk_is_said_naming_train_dir_and_the_trainer_waits(disk_filled):
+def test_the_trainer_says_the_disk_is_full_naming_train_dir(disk_filled):
     assert str(disk_filled.train_dir) in disk_filled.trainer_said
+
+
+@needs_root_for_tmpfs
+def test_the_trainer_waits_out_a_full_disk_without_exiting(disk_filled):
     assert disk_filled.exited_while_full == []
 
 
 @needs_root_for_tmpfs
-def test_a_full_disk_keeps_the_listed_checkpoint_restorable_and_no_partial_save(disk_filled):
+def test_a_full_disk_keeps_the_listed_checkpoint_restorable(disk_filled):
     assert disk_filled.listed_when_full is not None, \
         "the disk filled before the first checkpoint; make the tmpfs larger"
     assert disk_filled.listed_restores is None
+
+
+@needs_root_for_tmpfs
+def test_a_save_failed_on_a_full_disk_leaves_nothing_taking_space(disk_filled):
     assert disk_filled.partial_saves == []
 
 
@@ -215,6 +226,10 @@ def test_eval_waits_out_a_full_disk_without_exiting(eval_disk_filled):
     assert eval_disk_filled.exited_while_full == []
     assert eval_disk_filled.eval_crashes == []
     assert eval_disk_filled.eval_starts == 1
+
+
+@needs_root_for_tmpfs
+def test_eval_prints_no_traceback_over_a_full_disk(eval_disk_filled):
     assert eval_disk_filled.eval_tracebacks == []
 
 
