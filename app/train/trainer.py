@@ -33,7 +33,7 @@ import time
 import keras
 import tensorflow as tf
 
-from app.volume import checkpoints, disk_space, runs
+from app.volume import checkpoints, disk_space, layout, runs
 from app.data import cifar10, pipeline
 from app.runtime import devices, process_end
 from app.train import distribution
@@ -188,7 +188,7 @@ class Trainer:
         if self.output.chief:
             self._with_room_on_disk(
                 lambda: runs.write_record(self.run_folder, self.config.to_yaml()),
-                f"write {runs.RECORD_FILE}")
+                f"write {layout.RUN_RECORD_FILE}")
         with self.writer.as_default():
             summaries.mark_session_start(step)
             summaries.write_config(step, self.config.to_yaml())
