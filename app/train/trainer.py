@@ -33,6 +33,7 @@ import time
 import keras
 import tensorflow as tf
 
+from app import compat
 from app.volume import checkpoints, disk_space, layout, runs
 from app.data import cifar10, pipeline
 from app.runtime import devices, process_end
@@ -349,7 +350,7 @@ class Trainer:
 def main(config) -> int:
     """Trains paths.run; an AppError (a busy run, a bad setup, checkpoints of another model, a
     stop while the disk was full) ends it, as `python -m app` reports it."""
-    runs.adopt_old_layout(config.paths.train_dir, config.paths.run)
+    compat.adopt_old_layout(config.paths.train_dir, config.paths.run)
     if distribution.is_chief():
         # Held until the process ends: closing it would let another trainer in.
         process_end.without_teardown(

@@ -11,7 +11,8 @@ model as soon as it is written; the newest `export.keep` versions are kept.
 
 A SavedModel needs neither this package nor Keras to load (tf.saved_model.load, or Serving). Each
 is written to a staging folder (a name Serving ignores) and renamed into place: a version folder is
-always one complete export. Finding exports needs no TensorFlow.
+always one complete export. Finding exports needs no TensorFlow. An export from before versions
+(export/best/) is still found, until the run's first version (app/compat.py).
 """
 from __future__ import annotations
 
@@ -20,13 +21,11 @@ import os
 import shutil
 from pathlib import Path
 
+from app import compat
 from app.data import cifar10
 from app.volume import layout
 from app.volume.results import goodness
 
-# An export from before versions, still read, and where a kill left the one it replaced.
-LEGACY_BEST = "best"
-LEGACY_PREVIOUS = ".previous"
 SIGNATURES = ("serving_default", "classify_pixels")
 
 
@@ -48,15 +47,14 @@ def newest(run_folder) -> Path | None:
     found = versions(run_folder)
     if found:
         return folder(run_folder) / str(found[-1])
-    legacy = folder(run_folder) / LEGACY_BEST
-    return legacy if (legacy / layout.SAVED_MODEL_FILE).is_file() else None
+    return compat.old_best_export(folder(run_folder))
 
 
 def evaluation_of(export_folder: Path) -> dict | None:
     """The evaluation that made `export_folder` the best, or None when it is unknown."""
     assets = export_folder / layout.EXPORT_ASSETS_FOLDER
     for path in (assets / layout.EXPORT_EVALUATION_FILE,
-                 export_folder / layout.EXPORT_EVALUATION_FILE):
+                 compat.old_evaluation_file(export_folder)):
         try:
             return json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError):
@@ -111,10 +109,6 @@ def recover(run_folder) -> None:
     root = folder(run_folder)
     if not root.is_dir():
         return
-    previous, best = root / LEGACY_PREVIOUS, root / LEGACY_BEST
-    if previous.is_dir() and not best.exists():
-        os.replace(previous, best)
-    for leftover in root.iterdir():
-        unfinished = leftover.name.startswith(layout.EXPORT_STAGING_PREFIX)
-        if unfinished or leftover.name == LEGACY_PREVIOUS:
-            shutil.rmtree(leftover, ignore_errors=True)
+    compat.put_back_old_export_stepped_aside(root)
+    for unfinished in root.glob(f"{layout.EXPORT_STAGING_PREFIX}*"):
+        shutil.rmtree(unfinished, ignore_errors=True)

@@ -3,7 +3,7 @@ what they leave in train_dir (the `cifar10_train` volume, TensorBoard's logdir).
 
     <train_dir>/                        the volume (paths.train_dir)
       .layout.lock                      LAYOUT_LOCK_FILE: held while a volume of the old layout
-                                        is moved into a run (app/volume/runs.py)
+                                        is moved into a run (app/compat.py)
       precision_at_1.png                REPORT_PLOT_FILE: `report`'s plot of every run
       <run>/                            one run (paths.run): TensorBoard's run `<run>`
         run.yaml                        RUN_RECORD_FILE: the config its trainer last started with
@@ -31,7 +31,7 @@ what they leave in train_dir (the `cifar10_train` volume, TensorBoard's logdir).
             assets/class_names.txt      EXPORT_CLASS_NAMES_FILE, in EXPORT_ASSETS_FOLDER
             assets/evaluation.json      EXPORT_EVALUATION_FILE: the evaluation that made it best
           .staging-<pid>/               EXPORT_STAGING_PREFIX: an export being written
-          best/                         an export from before versions (app/volume/exports.py)
+          best/                         an export from before versions (app/compat.py)
       <another run>/                    ...
 
     .<name>.<pid>.tmp                   TEMPORARY_PREFIX: a file being written whole, beside any
@@ -45,9 +45,9 @@ it: app/volume/runs.py (runs, their record and lock), checkpoints.py, results.py
 
 `checkpoint`, `model.ckpt-*`, `events.out.tfevents.*`, `saved_model.pb` and `variables/` are
 TensorFlow's names; the others are ours. The names users see (those above) must not change: a
-volume outlives the image that wrote it. Where one did change, the old one is still read:
-app/volume/runs.py moves a run kept at the volume's root into its folder, app/volume/exports.py
-reads an export from before versions.
+volume outlives the image that wrote it. Where one did change, app/compat.py still reads the
+old one: it moves a run kept at the volume's root into its folder, and finds an export from
+before versions.
 """
 
 # -- the volume's root ------------------------------------------------------------------------

@@ -7,18 +7,16 @@ record and its progress).
 
 A run's name is a folder name: letters, digits, `.`, `_` and `-`, not starting with `.`. The
 volume's root holds nothing but runs; a volume from before runs had folders, one run at its root,
-is moved into the folder of `paths.run` the first time any program starts on it (nothing is
-deleted, and the log says so), so that TensorBoard shows it as a run with its metrics.
+is moved into the folder of `paths.run` the first time any program starts on it (app/compat.py),
+so that TensorBoard shows it as a run with its metrics.
 
 Train and eval share nothing but these files: the trainer writes run.yaml and progress.json, eval
 reads them to know how to build each run's model and when the run is done.
 """
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import json
-import logging
 import os
 import re
 import time
@@ -30,14 +28,10 @@ from app.exit_codes import AppError
 from app.volume import layout
 from app.volume.atomic import write_text_atomically
 
-log = logging.getLogger(__name__)
-
 NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
-# What a run may not be called: the folders a run of the old layout kept at the volume's root.
+# What a run may not be called: the folders a run of the old layout kept at the volume's root
+# (app/compat.py moves them into a run's folder).
 RESERVED_NAMES = frozenset({layout.EVAL_FOLDER, layout.EXPORT_FOLDER})
-# What a run of the old layout left at the volume's root, moved into the run's folder.
-OLD_LAYOUT = (layout.CHECKPOINT_STATE_FILE, f"{layout.CHECKPOINT_NAME}-*", layout.EVENT_FILES,
-              layout.PROJECTOR_CONFIG_FILE, layout.EVAL_FOLDER, layout.EXPORT_FOLDER)
 
 
 class RunBusy(AppError):
@@ -69,41 +63,6 @@ def with_checkpoints(train_dir) -> list[str]:
         return []
     return sorted(path.parent.name for path in root.glob(f"*/{layout.CHECKPOINT_STATE_FILE}")
                   if name_problem(path.parent.name) is None)
-
-
-# -- the old layout -----------------------------------------------------------------------------
-
-def adopt_old_layout(train_dir, run: str) -> None:
-    """Moves a run kept at the volume's root (the layout before runs had folders) into the folder
-    of `run`, unless that folder holds a run already. Safe to call from every program at once."""
-    root = Path(train_dir)
-    if not (root / layout.CHECKPOINT_STATE_FILE).is_file():
-        return
-    with _volume_locked(root):
-        if not (root / layout.CHECKPOINT_STATE_FILE).is_file():
-            return  # another program moved it meanwhile
-        target = folder(root, run)
-        if (target / layout.CHECKPOINT_STATE_FILE).exists():
-            log.warning(f"{root} holds a run at its root (the old layout) and {target} a run "
-                        f"of its own: the root's run stays where it is, outside TensorBoard's "
-                        f"runs; move its files into a folder of its own to see it")
-            return
-        target.mkdir(exist_ok=True)
-        moved = []
-        for pattern in OLD_LAYOUT:
-            for path in sorted(root.glob(pattern)):
-                os.replace(path, target / path.name)
-                moved.append(path.name)
-        log.info(f"moved the run at the root of {root} into {target} (runs are folders of the "
-                 f"volume now; paths.run names them): {len(moved)} files and folders, nothing "
-                 f"deleted")
-
-
-@contextlib.contextmanager
-def _volume_locked(root: Path):
-    with open(root / layout.LAYOUT_LOCK_FILE, "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
 
 
 # -- one trainer per run ------------------------------------------------------------------------
