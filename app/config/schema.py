@@ -15,7 +15,7 @@ a boolean. Everything else is strict: an unknown key, a wrong type or a value ou
 ConfigError whose message names the source (file and line, variable, or --set) and the key.
 
 A key that was renamed is still read under its old name for a release, with a one-line warning
-that names the new one (app/config/sources.py).
+that names the new one (app/compat.py).
 
 A file may also list a sweep: runs that the trainer trains one after another, each a name and the
 keys it changes (app/config/sweep.py reads and checks it; app/train/sweep.py trains it). Each is
@@ -34,6 +34,7 @@ from typing import Any, Literal, Mapping
 
 import yaml
 
+from app import compat
 from app.config import sources, sweep
 from app.volume import runs
 # What callers know the configuration by (app/config/__init__.py passes them on).
@@ -327,12 +328,12 @@ def load(config_file: str | None = None, overrides: list[str] = (),
     raw = sources.read_yaml_file(DEFAULTS_FILE, SECTIONS, LISTS)
     user_file = config_file or environ.get(sources.CONFIG_FILE_VARIABLE)
     if user_file:
-        sources.merge(raw, sources.renamed(sources.read_yaml_file(Path(user_file), SECTIONS,
-                                                                  LISTS)))
+        user_layer = sources.read_yaml_file(Path(user_file), SECTIONS, LISTS)
+        sources.merge(raw, compat.as_written_now(user_layer))
     for layer in (sources.environment_overrides(environ),
                   sources.command_line_overrides(overrides)):
         sweep.refuse_outside_a_file(layer)
-        sources.merge(raw, sources.renamed(layer))
+        sources.merge(raw, compat.as_written_now(layer))
     return _build(raw)
 
 

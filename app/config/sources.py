@@ -1,6 +1,6 @@
 """Where a configuration's settings come from, each with its origin so that an error can say
 where to fix it: YAML files (file and line), CIFAR10_<SECTION>_<KEY> variables, --set
-section.key=value, and the old names of renamed keys (read for a release, with a warning line).
+section.key=value. Old names of renamed keys are read as app/compat.py says, for a release.
 
 Values given as text (variables, --set) are read as YAML scalars, so "2000" is a number and
 "false" a boolean; a free text given as text stays that text (app/config/schema.py). A file may also
@@ -11,50 +11,19 @@ What the settings must be is app/config/schema.py's: here they are only read, ea
 from __future__ import annotations
 
 import difflib
-import logging
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import yaml
 
+from app import compat
 from app.exit_codes import AppError
 
 CONFIG_FILE_VARIABLE = "CIFAR10_CONFIG"
 OVERRIDE_PREFIX = "CIFAR10_"
 
-# Old name -> new name, for keys renamed so that each name says what it chooses: the recipe (not
-# only the model), each recipe's own keys in its own section, and the machine's settings apart
-# from the hyperparameters. A section name alone renames all of its keys.
-RENAMED_KEYS = {
-    "train.model": "train.recipe",
-    "train.initial_learning_rate": "tutorial.initial_learning_rate",
-    "train.learning_rate_decay_factor": "tutorial.learning_rate_decay_factor",
-    "train.epochs_per_decay": "tutorial.epochs_per_decay",
-    "train.weight_decay": "tutorial.weight_decay",
-    "resnet": "fast",
-    # How the trainer runs on this machine, apart from what it learns.
-    **{f"train.{key}": f"runtime.{key}" for key in (
-        "device", "strategy", "threads", "cpu_devices", "xla", "steps_per_call",
-        "checkpoint_every_steps", "checkpoint_every_secs", "keep_checkpoints",
-        "summary_every_steps", "log_every_steps")},
-    # What eval writes beside its metrics, each in a section of its own.
-    "eval.projector_examples": "projector.examples",
-    "eval.projector_every_evals": "projector.every_evals",
-    "eval.export_best": "export.best",
-    "eval.keep_exports": "export.keep",
-    # One word for a cadence: every_steps, every_secs.
-    "eval.interval_secs": "eval.every_secs",
-    "tensorboard.reload_interval_secs": "tensorboard.reload_every_secs",
-}
-# Values an old key took that are named otherwise under the new one.
-RENAMED_VALUES = {"train.model": {"cnn": "tutorial", "resnet": "fast"}}
 # The word for "the appliance decides" in a key that also takes a number (schema.py's Auto).
 AUTO = "auto"
-# Keys whose 0 once meant auto: 0 means off or none wherever a key takes it now. An old 0 there is
-# still read as auto, with a warning line.
-ZERO_MEANT_AUTO = frozenset({"runtime.threads", "runtime.steps_per_call", "eval.threads"})
-
-log = logging.getLogger(__name__)
 
 
 class ConfigError(AppError, ValueError):
@@ -113,7 +82,7 @@ def read_yaml_file(path: Path, sections,
         if section in lists:
             raw[section] = {"entries": Setting(lists[section](path, text, keys_node), origin)}
             continue
-        check_section(RENAMED_KEYS.get(section, section), sections, origin)
+        check_section(compat.section_named_now(section), sections, origin)
         # YAML would quietly keep only the last of two same keys: the other edit would be lost.
         if section in section_origins:
             raise ConfigError(f"{origin}: section '{section}' appears twice (first at "
@@ -164,42 +133,7 @@ def command_line_overrides(overrides: list[str]) -> dict[str, dict[str, Setting]
     return raw
 
 
-def renamed(layer: dict[str, dict[str, Setting]]) -> dict[str, dict[str, Setting]]:
-    """The layer with each renamed key under its new name and each old 0 that meant auto as
-    auto, and one warning line for each."""
-    moved: dict[str, dict[str, Setting]] = {}
-    for section, settings in layer.items():
-        for key, setting in settings.items():
-            old = f"{section}.{key}"
-            new = RENAMED_KEYS.get(old) or (f"{RENAMED_KEYS[section]}.{key}"
-                                            if section in RENAMED_KEYS else old)
-            value = setting.value
-            if new != old and isinstance(value, str):
-                value = RENAMED_VALUES.get(old, {}).get(value, value)
-            zero_meant_auto = (new in ZERO_MEANT_AUTO and value == 0
-                               and not isinstance(value, bool))
-            if zero_meant_auto:
-                value = AUTO
-            if new != old or zero_meant_auto:
-                setting = Setting(value, setting.origin, setting.text)
-                how = _how_to_write(new, value, setting.origin)
-                if new == old:
-                    log.warning(f"{setting.origin}: '{new}: 0' is now written '{new}: {AUTO}' "
-                                f"(write {how}); 0 still means {AUTO} in this release only")
-                else:
-                    also = f", and its 0 is written {AUTO}" if zero_meant_auto else ""
-                    log.warning(f"{setting.origin}: '{old}' is now called '{new}'{also} (write "
-                                f"{how}); the old name still works in this release only")
-            new_section, new_key = new.split(".")
-            if new_key in moved.get(new_section, {}):
-                raise ConfigError(f"{setting.origin}: '{new}' is set twice, once under an old "
-                                  f"name (also at {moved[new_section][new_key].origin}); "
-                                  f"keep one")
-            moved.setdefault(new_section, {})[new_key] = setting
-    return moved
-
-
-def _how_to_write(dotted_key: str, value: Any, origin: str) -> str:
+def how_to_write(dotted_key: str, value: Any, origin: str) -> str:
     """The setting as the user would write it now, where they wrote it."""
     text = yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
     if origin.startswith("environment variable"):

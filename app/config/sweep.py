@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import yaml
 
+from app import compat
 from app.config import sources
 from app.config.sources import ConfigError, Setting
 from app.volume import runs
@@ -117,7 +118,7 @@ def entries(written: list[dict], raw: Layers,
                 raise ConfigError(f"{setting.origin}: a sweep run keeps the appliance's paths; "
                                   f"'{dotted}' cannot change per run (its name is its folder)")
             overlay.setdefault(section, {})[key] = setting
-        overlay = sources.renamed(overlay)
+        overlay = compat.as_written_now(overlay)
         layered = {section: dict(settings) for section, settings in raw.items()}
         sources.merge(layered, overlay)
         changes = tuple((f"{section}.{key}", setting.value)

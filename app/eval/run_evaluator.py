@@ -25,13 +25,13 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from app.volume import checkpoints, disk_space, exports, runs
+from app.volume import checkpoints, disk_space, exports, layout, runs
 from app.eval import confusion
 from app.data import cifar10, pipeline
 from app.tensorboard import projector, summaries
 from app.model import recipes
 from app.model.evaluation_model import EvaluationModel
-from app.volume.results import RESULTS_FILE, append_result, read_results
+from app.volume.results import append_result, read_results
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ class RunEvaluation:
         if self.config.export.best:
             self._export_if_best(result)
         self._with_room_on_disk(lambda: append_result(self.eval_dir, result),
-                                f"record the result of step {step} in {RESULTS_FILE}")
+                                f"record the result of step {step} in {layout.RESULTS_FILE}")
         self.evaluated_steps.add(step)
         self.evaluations_done += 1
         self.say(f"precision @ 1 = {result['precision_at_1']:.3f} (step {step}; "

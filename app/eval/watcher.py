@@ -26,6 +26,7 @@ import signal
 import sys
 import time
 
+from app import compat
 from app.volume import checkpoints, runs
 from app.config import config_of_run
 from app.data import cifar10, pipeline
@@ -158,7 +159,7 @@ def main(config, once: bool = False, until_done: bool = False) -> int:
     # A stop (supervisord's SIGTERM) ends eval through a normal exit, which removes its temp
     # folder; eval has nothing else to finish.
     signal.signal(signal.SIGTERM, lambda _signal, _frame: sys.exit(ExitCode.DONE))
-    runs.adopt_old_layout(config.paths.train_dir, config.paths.run)
+    compat.adopt_old_layout(config.paths.train_dir, config.paths.run)
     evaluator = Evaluator(config)
     if once:
         run = config.paths.run

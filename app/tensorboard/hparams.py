@@ -24,10 +24,13 @@ import dataclasses
 import tensorflow as tf
 from tensorboard.plugins.hparams import api as hp
 
+from app.volume import layout
+
+# A metric's group is its run, relative to the session's: eval's folder in the run's.
 METRICS = (
-    hp.Metric("precision @ 1", group="eval", display_name="precision @ 1 (eval)",
+    hp.Metric("precision @ 1", group=layout.EVAL_FOLDER, display_name="precision @ 1 (eval)",
               dataset_type=hp.Metric.VALIDATION),
-    hp.Metric("cross_entropy", group="eval", display_name="cross entropy (eval)",
+    hp.Metric("cross_entropy", group=layout.EVAL_FOLDER, display_name="cross entropy (eval)",
               dataset_type=hp.Metric.VALIDATION),
     hp.Metric("total_loss", group="", display_name="total loss (train)",
               dataset_type=hp.Metric.TRAINING),

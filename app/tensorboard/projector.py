@@ -7,15 +7,12 @@ TensorBoard's Projector then shows them in PCA or T-SNE, each point a thumbnail 
 coloured by any column of the metadata: the true class, the predicted class, or whether the two
 agree. Clusters that separate by class are what a network that has learned looks like.
 
-Files, in the eval run's folder where the projector looks for them:
-
-    <run>/eval/projector_config.pbtxt       one embedding per kept step, the newest first
-    <run>/projector_config.pbtxt            the same embeddings, for the training run's view
-    <run>/eval/projector/
-        <layer>-step-<step>.tsv             the activations, one image a row (e.g. local4-step-300)
-        metadata-step-<step>.tsv            index, class, predicted, correct (a header row first)
-        sprite-<images>.png                 the images' thumbnails in a square grid, 32x32 each
-        written_at_step-<step>.*            a marker checkpoint (see MARKER_NAME)
+Files (their names in app/volume/layout.py), in the eval run's folder where the projector looks
+for them: a projector_config.pbtxt with one embedding per kept step, the newest first, and in
+projector/ each step's activations (one image a row, e.g. local4-step-300.tsv), its metadata
+(index, class, predicted, correct, a header row first), the sprite of the images' thumbnails in a
+square grid, 32x32 each, and a marker checkpoint (see MARKER_NAME). The run's own folder gets a
+projector_config.pbtxt of the same embeddings, for the training run's view.
 
 The training run needs the config too: TensorBoard's projector lists every run that holds a
 checkpoint, the training run first, and would open on the first of the trainer's weight matrices;
@@ -39,30 +36,28 @@ from PIL import Image
 from tensorboard.plugins.projector import ProjectorConfig
 
 from app.data.cifar10 import IMAGE_SIZE
-from app.volume.atomic import TEMPORARY_PREFIX, write_atomically, write_text_atomically
+from app.volume import layout
+from app.volume.atomic import write_atomically, write_text_atomically
 
 KEPT_STEPS = 5
-FILES_FOLDER = "projector"
-CONFIG_FILE = "projector_config.pbtxt"
-METADATA_FILE = re.compile(r"^metadata-step-(\d+)\.tsv$")
 # TensorBoard re-reads a run's projector config only when the run's newest checkpoint changes;
 # without one of its own, the eval run would inherit the trainer's (in the run's folder), show
 # the trainer's weight matrices as embeddings, and miss the embedding written after training's
 # last checkpoint. This tiny checkpoint, renamed at every write, holds only the step it marks.
-MARKER_NAME = f"{FILES_FOLDER}/written_at_step"
+MARKER_NAME = f"{layout.PROJECTOR_FOLDER}/{layout.PROJECTOR_MARKER}"
 
 
 def write(eval_dir: Path, step: int, layer: str, images: np.ndarray, labels: np.ndarray,
           embeddings: np.ndarray, predictions: np.ndarray, class_names) -> Path:
     """Writes one step's embedding (the activations of `layer`) beside the kept ones and points
     the projector at them. Returns the folder of the files."""
-    folder = Path(eval_dir) / FILES_FOLDER
+    folder = Path(eval_dir) / layout.PROJECTOR_FOLDER
     folder.mkdir(parents=True, exist_ok=True)
-    sprite = folder / f"sprite-{len(images)}.png"
+    sprite = folder / _sprite_file(len(images))
     if not sprite.exists():  # the same sample every time: drawn once per sample size
         write_atomically(sprite, lambda path: Image.fromarray(sprite_grid(images)).save(
             path, format="PNG"))
-    write_text_atomically(folder / f"metadata-step-{step}.tsv",
+    write_text_atomically(folder / _metadata_file(step),
                           metadata_table(labels, predictions, class_names))
     write_atomically(folder / _embedding_file(layer, step),
                      lambda path: np.savetxt(path, embeddings, fmt="%.5g", delimiter="\t"))
@@ -71,10 +66,11 @@ def write(eval_dir: Path, step: int, layer: str, images: np.ndarray, labels: np.
             for step in _newest_steps(folder, layer)}
     eval_dir = Path(eval_dir)
     # The eval run's config, and the training run's beside its checkpoints (see above).
-    for config_folder, files_folder in ((eval_dir, FILES_FOLDER),
-                                        (eval_dir.parent, f"{eval_dir.name}/{FILES_FOLDER}")):
+    for config_folder, files_folder in (
+            (eval_dir, layout.PROJECTOR_FOLDER),
+            (eval_dir.parent, f"{eval_dir.name}/{layout.PROJECTOR_FOLDER}")):
         config = text_format.MessageToString(_config(layer, kept, files_folder))
-        write_text_atomically(config_folder / CONFIG_FILE, config)
+        write_text_atomically(config_folder / layout.PROJECTOR_CONFIG_FILE, config)
     _forget_older_steps(folder, layer, kept)
     _mark(eval_dir, step)
     return folder
@@ -102,17 +98,29 @@ def metadata_table(labels: np.ndarray, predictions: np.ndarray, class_names) -> 
 
 
 def _embedding_file(layer: str, step: int) -> str:
-    return f"{layer}-step-{step}.tsv"
+    return layout.PROJECTOR_EMBEDDING_FILE.format(layer=layer, step=step)
 
 
-def _embedding_file_pattern(layer: str) -> re.Pattern:
-    return re.compile(rf"^{re.escape(layer)}-step-(\d+)\.tsv$")
+def _metadata_file(step: int) -> str:
+    return layout.PROJECTOR_METADATA_FILE.format(step=step)
+
+
+def _sprite_file(images: int) -> str:
+    return layout.PROJECTOR_SPRITE_FILE.format(images=images)
+
+
+def _regex_of(pattern: str, number: str, **fields) -> re.Pattern:
+    """What matches the names `pattern` (a name of app/volume/layout.py) gives, its other fields
+    filled in, for any whole `number`: that number is the match's group 1."""
+    before, after = pattern.split(f"{{{number}}}")
+    return re.compile(re.escape(before.format(**fields)) + r"(\d+)"
+                      + re.escape(after.format(**fields)))
 
 
 def _newest_steps(folder: Path, layer: str) -> list[int]:
-    pattern = _embedding_file_pattern(layer)
+    pattern = _regex_of(layout.PROJECTOR_EMBEDDING_FILE, "step", layer=layer)
     steps = [int(match.group(1)) for path in folder.iterdir()
-             if (match := pattern.match(path.name))]
+             if (match := pattern.fullmatch(path.name))]
     return sorted(steps, reverse=True)[:KEPT_STEPS]
 
 
@@ -124,20 +132,22 @@ def _config(layer: str, kept: dict[int, int], files_folder: str) -> ProjectorCon
         embedding = config.embeddings.add()
         embedding.tensor_name = f"{layer} @ step {step}"
         embedding.tensor_path = f"{files_folder}/{_embedding_file(layer, step)}"
-        embedding.metadata_path = f"{files_folder}/metadata-step-{step}.tsv"
-        embedding.sprite.image_path = f"{files_folder}/sprite-{images}.png"
+        embedding.metadata_path = f"{files_folder}/{_metadata_file(step)}"
+        embedding.sprite.image_path = f"{files_folder}/{_sprite_file(images)}"
         embedding.sprite.single_image_dim.extend([IMAGE_SIZE, IMAGE_SIZE])
     return config
 
 
 def _forget_older_steps(folder: Path, layer: str, kept: dict[int, int]) -> None:
-    referenced = {f"sprite-{images}.png" for images in kept.values()}
-    embedding_file = _embedding_file_pattern(layer)
+    referenced = {_sprite_file(images) for images in kept.values()}
+    embedding_files = _regex_of(layout.PROJECTOR_EMBEDDING_FILE, "step", layer=layer)
+    metadata_files = _regex_of(layout.PROJECTOR_METADATA_FILE, "step")
+    sprite_files = _regex_of(layout.PROJECTOR_SPRITE_FILE, "images")
     for path in folder.iterdir():
-        match = embedding_file.match(path.name) or METADATA_FILE.match(path.name)
+        match = embedding_files.fullmatch(path.name) or metadata_files.fullmatch(path.name)
         stale = match and int(match.group(1)) not in kept
-        unused_sprite = path.name.startswith("sprite-") and path.name not in referenced
-        left_by_a_kill = path.name.startswith(TEMPORARY_PREFIX)  # a write_atomically's
+        unused_sprite = sprite_files.fullmatch(path.name) and path.name not in referenced
+        left_by_a_kill = path.name.startswith(layout.TEMPORARY_PREFIX)  # a write_atomically's
         if stale or unused_sprite or left_by_a_kill:
             path.unlink(missing_ok=True)
 

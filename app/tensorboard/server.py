@@ -19,7 +19,7 @@ import hmac
 import logging
 import os
 
-from app.volume import runs
+from app import compat
 
 log = logging.getLogger(__name__)
 REALM = "cifar10-appliance TensorBoard"
@@ -31,7 +31,7 @@ def main(config) -> int:
     settings = config.tensorboard
     password = read_password(settings)
     os.makedirs(config.paths.train_dir, exist_ok=True)
-    runs.adopt_old_layout(config.paths.train_dir, config.paths.run)  # before it reads a file
+    compat.adopt_old_layout(config.paths.train_dir, config.paths.run)  # before it reads a file
     server = program.TensorBoard(server_class=_server(password))
     server.configure(argv=[
         "tensorboard", "--logdir", config.paths.train_dir, "--bind_all",

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from app import compat
 from app.volume import checkpoints, exports, runs
 from app.data import image_files
 from app.data.cifar10 import CLASS_NAMES
@@ -120,9 +121,7 @@ def load_model(config):
 def _from_export(folder: Path, run: str):
     import tensorflow as tf
 
-    signatures = tf.saved_model.load(str(folder)).signatures
-    # An export from before versions took pixels in its serving_default.
-    classify = signatures.get("classify_pixels") or signatures["serving_default"]
+    classify = compat.pixels_signature(tf.saved_model.load(str(folder)).signatures)
     evaluation = exports.evaluation_of(folder) or {}
     precision = (f" (precision @ 1 = {evaluation['precision_at_1']:.3f})"
                  if "precision_at_1" in evaluation else "")

@@ -1,8 +1,8 @@
 """`python -m app report`: the runs of the volume side by side, as a table and a plot.
 
-Reads what train and eval leave in each run's folder (app/volume/runs.py): the checkpoints' state file,
-the trainer's progress.json and run.yaml, eval/results.jsonl. It needs no TensorFlow, so it answers
-in a moment, while train and eval run or long after:
+Reads what train and eval leave in each run's folder (app/volume/layout.py): the checkpoints' state
+file, the trainer's progress.json and run.yaml, eval/results.jsonl. It needs no TensorFlow, so it
+answers in a moment, while train and eval run or long after:
 
     run        recipe     steps           best precision @ 1   at step   images/s
     default    tutorial   20000/100000                 0.812     20000     2860.1
@@ -22,12 +22,10 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from app.volume import checkpoints, exports, results as records, runs
+from app.volume import checkpoints, exports, layout, results as records, runs
 from app.data.cifar10 import NUM_CLASSES
 from app.exit_codes import ExitCode
 from app.volume.atomic import write_atomically
-
-PLOT_NAME = "precision_at_1.png"
 
 WIDTH, HEIGHT = 800, 450
 LEFT, RIGHT, TOP, BOTTOM = 70, 30, 50, 60  # margins around the plotting area
@@ -45,7 +43,7 @@ def main(config, plot_path: str | None = None, run: str | None = None) -> int:
     train_dir = Path(config.paths.train_dir)
     names = sorted(set(runs.with_checkpoints(train_dir))
                    | {path.parent.parent.name for path in
-                      train_dir.glob(f"*/{runs.EVAL_FOLDER}/{records.RESULTS_FILE}")})
+                      train_dir.glob(f"*/{layout.EVAL_FOLDER}/{layout.RESULTS_FILE}")})
     if not names:
         print(f"no runs yet in {train_dir} (a run is a folder with checkpoints, paths.run)")
         return ExitCode.BAD_INPUT
@@ -56,7 +54,7 @@ def main(config, plot_path: str | None = None, run: str | None = None) -> int:
                  for row in rows}
     histories = {name: history for name, history in histories.items() if history}
     if histories:
-        plot = Path(plot_path) if plot_path else train_dir / PLOT_NAME
+        plot = Path(plot_path) if plot_path else train_dir / layout.REPORT_PLOT_FILE
         write_plot(histories, plot)
         print(f"\nplot: {plot}")
     return ExitCode.DONE
@@ -99,7 +97,7 @@ def _one_run(config, run: str, plot_path: str | None) -> int:
     run_folder = runs.folder(config.paths.train_dir, run)
     eval_dir = runs.eval_folder(config.paths.train_dir, run)
     results = records.history(eval_dir)
-    results_file = eval_dir / records.RESULTS_FILE
+    results_file = eval_dir / layout.RESULTS_FILE
     if not results:
         print(f"no evaluations yet: {results_file} is missing or empty "
               f"(eval writes a line there per checkpoint it evaluates)")
@@ -112,7 +110,7 @@ def _one_run(config, run: str, plot_path: str | None) -> int:
     if exported:
         print(f"exported: step {exported['step']} "
               f"(precision @ 1 = {exported['precision_at_1']:.3f}) in {exports.newest(run_folder)}")
-    plot = Path(plot_path) if plot_path else eval_dir / PLOT_NAME
+    plot = Path(plot_path) if plot_path else eval_dir / layout.REPORT_PLOT_FILE
     write_plot({run: results}, plot)
     print(f"plot: {plot}")
     return ExitCode.DONE

@@ -10,10 +10,10 @@
 process, `python -m app train --sweep-run NAME`, so that each run starts from a clean TensorFlow):
 the run's folder, its checkpoints, its summaries and HParams row are those of any run. A run whose
 newest checkpoint is at its max_steps is done and skipped, so after a restart the sweep goes on
-where it was, the run in progress resuming from its checkpoint; a run that diverged is not tried
-again. The runs go one after another rather than one per GPU: each then trains on all of the
-machine's GPUs (MirroredStrategy), eval and TensorBoard keep up with one run at a time, and the
-curves come in the order the sweep lists them.
+where it was, the run in progress resuming from its checkpoint; a run that diverged is marked so
+in its folder (app/volume/layout.py) and not tried again. The runs go one after another rather
+than one per GPU: each then trains on all of the machine's GPUs (MirroredStrategy), eval and
+TensorBoard keep up with one run at a time, and the curves come in the order the sweep lists them.
 
 The list itself, each run checked in the whole configuration it makes before anything starts,
 is app/config/sweep.py's: here config.sweep's entries are trained.
@@ -28,11 +28,10 @@ import signal
 import subprocess
 import sys
 
-from app.volume import checkpoints, runs
+from app.volume import checkpoints, layout, runs
 from app.exit_codes import ExitCode
 
 log = logging.getLogger(__name__)
-DIVERGED_MARK = "diverged"
 
 
 def train_all(config, command_line: list[str]) -> int:
@@ -66,7 +65,7 @@ def train_all(config, command_line: list[str]) -> int:
             return ExitCode.DONE
         if code == ExitCode.DIVERGED:
             log.info(f"sweep: run {entry.run} diverged; going on with the next")
-            (folder / DIVERGED_MARK).write_text("the loss became NaN; the sweep moved on\n")
+            (folder / layout.DIVERGED_MARK).write_text("the loss became NaN; the sweep moved on\n")
         elif code != ExitCode.DONE:
             log.error(f"error: sweep: the trainer of run {entry.run} exited {code}")
             return code
@@ -75,7 +74,7 @@ def train_all(config, command_line: list[str]) -> int:
 
 
 def _why_done(folder, max_steps: int) -> str | None:
-    if (folder / DIVERGED_MARK).exists():
+    if (folder / layout.DIVERGED_MARK).exists():
         return "diverged earlier"
     newest = checkpoints.newest(folder)
     if newest is not None and checkpoints.step_of(newest) >= max_steps:

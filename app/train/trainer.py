@@ -33,7 +33,8 @@ import time
 import keras
 import tensorflow as tf
 
-from app.volume import checkpoints, disk_space, runs
+from app import compat
+from app.volume import checkpoints, disk_space, layout, runs
 from app.data import cifar10, pipeline
 from app.runtime import devices, process_end
 from app.train import distribution
@@ -188,7 +189,7 @@ class Trainer:
         if self.output.chief:
             self._with_room_on_disk(
                 lambda: runs.write_record(self.run_folder, self.config.to_yaml()),
-                f"write {runs.RECORD_FILE}")
+                f"write {layout.RUN_RECORD_FILE}")
         with self.writer.as_default():
             summaries.mark_session_start(step)
             summaries.write_config(step, self.config.to_yaml())
@@ -349,7 +350,7 @@ class Trainer:
 def main(config) -> int:
     """Trains paths.run; an AppError (a busy run, a bad setup, checkpoints of another model, a
     stop while the disk was full) ends it, as `python -m app` reports it."""
-    runs.adopt_old_layout(config.paths.train_dir, config.paths.run)
+    compat.adopt_old_layout(config.paths.train_dir, config.paths.run)
     if distribution.is_chief():
         # Held until the process ends: closing it would let another trainer in.
         process_end.without_teardown(

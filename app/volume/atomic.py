@@ -6,8 +6,7 @@ import os
 from pathlib import Path
 from typing import Callable
 
-# What a temporary file's name starts with: whatever lies about with it was left by a kill.
-TEMPORARY_PREFIX = "."
+from app.volume import layout
 
 
 def write_atomically(path: Path, write: Callable[[str], object]) -> None:
@@ -15,7 +14,7 @@ def write_atomically(path: Path, write: Callable[[str], object]) -> None:
     in one rename. A temporary file that a failed write leaves is removed."""
     path = Path(path)
     # Not mkstemp: its files are private (0600), and people read these from the host too.
-    temporary = str(path.with_name(f"{TEMPORARY_PREFIX}{path.name}.{os.getpid()}.tmp"))
+    temporary = str(path.with_name(f"{layout.TEMPORARY_PREFIX}{path.name}.{os.getpid()}.tmp"))
     try:
         write(temporary)
         os.replace(temporary, path)

@@ -1,8 +1,7 @@
 """Checkpoints on the volume: how they are named, which there are, and how they are saved and
-restored so that none is ever lost or left half-written.
-
-    <folder>/model.ckpt-<global step>.index, .data-00000-of-00001   one checkpoint
-    <folder>/checkpoint        the state file: every kept checkpoint, the newest last (TensorFlow's)
+restored so that none is ever lost or left half-written. A checkpoint is the files
+model.ckpt-<global step>.index and .data-*, beside the `checkpoint` state file that lists every
+kept one, the newest last (TensorFlow's names, drawn with the rest in app/volume/layout.py).
 
 The trainer saves through tf.train.CheckpointManager, which writes a checkpoint's files first and
 the state file last, and rotates the oldest away; eval and the trainer find checkpoints through the
@@ -20,9 +19,7 @@ import shutil
 from pathlib import Path
 
 from app.exit_codes import AppError
-
-CHECKPOINT_NAME = "model.ckpt"
-STATE_FILE = "checkpoint"
+from app.volume import layout
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +33,7 @@ class CheckpointsDoNotFit(AppError):
 
 def path_of(folder: Path, step: int) -> Path:
     """The checkpoint's prefix: its files are this plus `.index` and `.data-*`."""
-    return Path(folder) / f"{CHECKPOINT_NAME}-{step}"
+    return Path(folder) / f"{layout.CHECKPOINT_NAME}-{step}"
 
 
 def step_of(path) -> int:
@@ -46,7 +43,7 @@ def step_of(path) -> int:
 def listed(folder: Path) -> list[Path]:
     """The checkpoints the state file lists, oldest first."""
     try:
-        state = (Path(folder) / STATE_FILE).read_text(encoding="utf-8")
+        state = (Path(folder) / layout.CHECKPOINT_STATE_FILE).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return []
     # The state file is a text protocol buffer (CheckpointState) of quoted paths.
@@ -57,7 +54,7 @@ def listed(folder: Path) -> list[Path]:
 
 
 def _is_checkpoint_name(name: str) -> bool:
-    return re.fullmatch(rf"{re.escape(CHECKPOINT_NAME)}-\d+", name) is not None
+    return re.fullmatch(rf"{re.escape(layout.CHECKPOINT_NAME)}-\d+", name) is not None
 
 
 def newest(folder: Path) -> Path | None:
@@ -108,9 +105,9 @@ def remove_unfinished_saves(folder: Path) -> list[str]:
     newest_listed = newest(folder)
     newest_step = step_of(newest_listed) if newest_listed else None
     removed = []
-    for path in sorted(Path(folder).glob(f"{CHECKPOINT_NAME}-*")):
-        match = re.fullmatch(rf"{re.escape(CHECKPOINT_NAME)}-(\d+)(_temp.*|\.index|\.data-.*)",
-                             path.name)
+    for path in sorted(Path(folder).glob(f"{layout.CHECKPOINT_NAME}-*")):
+        match = re.fullmatch(
+            rf"{re.escape(layout.CHECKPOINT_NAME)}-(\d+)(_temp.*|\.index|\.data-.*)", path.name)
         if not match:
             continue
         unfinished = match.group(2).startswith("_temp")
@@ -130,7 +127,7 @@ class Saver:
 
         self.folder = Path(folder)
         self.manager = tf.train.CheckpointManager(checkpoint, str(folder), max_to_keep=keep,
-                                                  checkpoint_name=CHECKPOINT_NAME)
+                                                  checkpoint_name=layout.CHECKPOINT_NAME)
 
     def has_saved(self, step: int) -> bool:
         return self.manager.latest_checkpoint == str(path_of(self.folder, step))
@@ -147,7 +144,7 @@ class Saver:
         except (tf.errors.OpError, OSError):
             # Half a checkpoint is never listed, never rotated away: it would only hold on to
             # the space that a full disk lacks.
-            for partial in self.folder.glob(f"{CHECKPOINT_NAME}-{step}[._]*"):
+            for partial in self.folder.glob(f"{layout.CHECKPOINT_NAME}-{step}[._]*"):
                 if partial.is_dir():
                     shutil.rmtree(partial, ignore_errors=True)
                 else:

@@ -1,11 +1,6 @@
-"""A run's best model so far, as TensorFlow Serving loads it: <run>/export/<version>/.
-
-    <run>/export/                 a model base path for TensorFlow Serving
-      1200/                       a SavedModel: saved_model.pb, variables/, assets/
-        assets/class_names.txt    the ten class names, one a line, in the model's column order
-        assets/evaluation.json    the evaluation that made it the best (step, precision_at_1, ...)
-      3400/                       a better one: each version is its checkpoint's global step
-      best/                       an export from before versions, still read by predict
+"""A run's best model so far, as TensorFlow Serving loads it: <run>/export/<version>/, each
+version a SavedModel named by its checkpoint's global step, with the class names and the
+evaluation that made it the best in its assets/ (the names are drawn in app/volume/layout.py).
 
 Eval exports whenever an evaluation beats the newest export: a higher precision @ 1, or the same
 precision with a lower loss. What it exports are the weights it has just measured (the moving
@@ -16,7 +11,8 @@ model as soon as it is written; the newest `export.keep` versions are kept.
 
 A SavedModel needs neither this package nor Keras to load (tf.saved_model.load, or Serving). Each
 is written to a staging folder (a name Serving ignores) and renamed into place: a version folder is
-always one complete export. Finding exports needs no TensorFlow.
+always one complete export. Finding exports needs no TensorFlow. An export from before versions
+(export/best/) is still found, until the run's first version (app/compat.py).
 """
 from __future__ import annotations
 
@@ -25,21 +21,16 @@ import os
 import shutil
 from pathlib import Path
 
+from app import compat
 from app.data import cifar10
+from app.volume import layout
 from app.volume.results import goodness
 
-FOLDER = "export"
-LEGACY_BEST = "best"
-ASSETS = "assets"
-EVALUATION_FILE = "evaluation.json"
-CLASS_NAMES_FILE = "class_names.txt"
-STAGING_PREFIX = ".staging-"
-LEGACY_PREVIOUS = ".previous"
 SIGNATURES = ("serving_default", "classify_pixels")
 
 
 def folder(run_folder) -> Path:
-    return Path(run_folder) / FOLDER
+    return Path(run_folder) / layout.EXPORT_FOLDER
 
 
 def versions(run_folder) -> list[int]:
@@ -48,7 +39,7 @@ def versions(run_folder) -> list[int]:
     if not root.is_dir():
         return []
     return sorted(int(path.name) for path in root.iterdir()
-                  if path.name.isdigit() and (path / "saved_model.pb").is_file())
+                  if path.name.isdigit() and (path / layout.SAVED_MODEL_FILE).is_file())
 
 
 def newest(run_folder) -> Path | None:
@@ -56,13 +47,14 @@ def newest(run_folder) -> Path | None:
     found = versions(run_folder)
     if found:
         return folder(run_folder) / str(found[-1])
-    legacy = folder(run_folder) / LEGACY_BEST
-    return legacy if (legacy / "saved_model.pb").is_file() else None
+    return compat.old_best_export(folder(run_folder))
 
 
 def evaluation_of(export_folder: Path) -> dict | None:
     """The evaluation that made `export_folder` the best, or None when it is unknown."""
-    for path in (export_folder / ASSETS / EVALUATION_FILE, export_folder / EVALUATION_FILE):
+    assets = export_folder / layout.EXPORT_ASSETS_FOLDER
+    for path in (assets / layout.EXPORT_EVALUATION_FILE,
+                 compat.old_evaluation_file(export_folder)):
         try:
             return json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError):
@@ -89,19 +81,19 @@ def export(classifier, result: dict, run_folder, keep: int) -> Path:
 
     root = folder(run_folder)
     root.mkdir(parents=True, exist_ok=True)
-    staging = root / f"{STAGING_PREFIX}{os.getpid()}"
+    staging = root / f"{layout.EXPORT_STAGING_PREFIX}{os.getpid()}"
     target = root / str(result["step"])
     shutil.rmtree(staging, ignore_errors=True)
     try:
         tf.saved_model.save(classifier, str(staging), signatures={
             "serving_default": classifier.classify_files,
             "classify_pixels": classifier.classify_pixels})
-        assets = staging / ASSETS
+        assets = staging / layout.EXPORT_ASSETS_FOLDER
         assets.mkdir(exist_ok=True)
-        (assets / CLASS_NAMES_FILE).write_text("\n".join(cifar10.CLASS_NAMES) + "\n",
-                                               encoding="utf-8")
-        (assets / EVALUATION_FILE).write_text(json.dumps(result, indent=2) + "\n",
-                                              encoding="utf-8")
+        (assets / layout.EXPORT_CLASS_NAMES_FILE).write_text(
+            "\n".join(cifar10.CLASS_NAMES) + "\n", encoding="utf-8")
+        (assets / layout.EXPORT_EVALUATION_FILE).write_text(
+            json.dumps(result, indent=2) + "\n", encoding="utf-8")
         shutil.rmtree(target, ignore_errors=True)  # the same step exported before a kill
         os.replace(staging, target)
     finally:
@@ -117,9 +109,6 @@ def recover(run_folder) -> None:
     root = folder(run_folder)
     if not root.is_dir():
         return
-    previous, best = root / LEGACY_PREVIOUS, root / LEGACY_BEST
-    if previous.is_dir() and not best.exists():
-        os.replace(previous, best)
-    for leftover in root.iterdir():
-        if leftover.name.startswith(STAGING_PREFIX) or leftover.name == LEGACY_PREVIOUS:
-            shutil.rmtree(leftover, ignore_errors=True)
+    compat.put_back_old_export_stepped_aside(root)
+    for unfinished in root.glob(f"{layout.EXPORT_STAGING_PREFIX}*"):
+        shutil.rmtree(unfinished, ignore_errors=True)

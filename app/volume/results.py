@@ -1,6 +1,5 @@
-"""What eval has measured, on disk: a run's history of evaluations.
-
-    <run>/eval/results.jsonl               one JSON line per evaluation, appended by eval
+"""What eval has measured, on disk: a run's history of evaluations, one JSON line per
+evaluation appended by eval to its results file (<run>/eval/results.jsonl, app/volume/layout.py).
 
 A result is {"step", "precision_at_1", "loss", "num_examples", "checkpoint", "weights",
 "evaluated_at"}. No TensorFlow here: `python -m app report` reads these in a moment.
@@ -12,12 +11,12 @@ import json
 import os
 from pathlib import Path
 
-RESULTS_FILE = "results.jsonl"
+from app.volume import layout
 
 
 def read_results(eval_dir) -> list[dict]:
     """The evaluations recorded so far, in the order they were made."""
-    path = Path(eval_dir) / RESULTS_FILE
+    path = Path(eval_dir) / layout.RESULTS_FILE
     if not path.exists():
         return []
     results = []
@@ -33,8 +32,8 @@ def append_result(eval_dir, result: dict) -> None:
     """Appends one whole line, or nothing: a write that fails halfway (a full disk) is cut off
     again, so that the next line does not start after half of this one."""
     line = (json.dumps(result) + "\n").encode("utf-8")
-    descriptor = os.open(Path(eval_dir) / RESULTS_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT,
-                         0o666)
+    descriptor = os.open(Path(eval_dir) / layout.RESULTS_FILE,
+                         os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
     try:
         size_before = os.fstat(descriptor).st_size
         try:

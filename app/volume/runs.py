@@ -1,29 +1,22 @@
 """Runs: folders of the volume, one per training run, side by side in one TensorBoard.
 
-    <train_dir>/                      the volume, TensorBoard's logdir
-      <run>/                          one run (paths.run): TensorBoard's run `<run>`
-        checkpoint, model.ckpt-*      its checkpoints (app/volume/checkpoints.py)
-        events.out.tfevents.*         its training summaries
-        run.yaml                      the configuration its trainer last started with
-        progress.json                 where its trainer is: step, max_steps, images per second
-        .trainer.lock                 held by the one trainer of the run while it trains
-        eval/                         TensorBoard's run `<run>/eval`: eval's events, results.jsonl
-        export/                       its best model (app/volume/exports.py)
+Each run is <train_dir>/<run> (paths.run), TensorBoard's run `<run>`, with its eval beside it as
+`<run>/eval`; what a run's folder holds is drawn in app/volume/layout.py. Here: a run's name, its
+folder, the one trainer per run (its lock), and what the trainer tells eval and `report` (its
+record and its progress).
 
 A run's name is a folder name: letters, digits, `.`, `_` and `-`, not starting with `.`. The
 volume's root holds nothing but runs; a volume from before runs had folders, one run at its root,
-is moved into the folder of `paths.run` the first time any program starts on it (nothing is
-deleted, and the log says so), so that TensorBoard shows it as a run with its metrics.
+is moved into the folder of `paths.run` the first time any program starts on it (app/compat.py),
+so that TensorBoard shows it as a run with its metrics.
 
 Train and eval share nothing but these files: the trainer writes run.yaml and progress.json, eval
 reads them to know how to build each run's model and when the run is done.
 """
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import json
-import logging
 import os
 import re
 import time
@@ -32,24 +25,13 @@ from pathlib import Path
 import yaml
 
 from app.exit_codes import AppError
+from app.volume import layout
 from app.volume.atomic import write_text_atomically
-from app.volume.checkpoints import STATE_FILE
 
-log = logging.getLogger(__name__)
-
-EVAL_FOLDER = "eval"
-EXPORT_FOLDER = "export"
-RECORD_FILE = "run.yaml"
-PROGRESS_FILE = "progress.json"
-LOCK_FILE = ".trainer.lock"
-# Held while the volume's layout is looked at or changed (the old layout moved into a run).
-VOLUME_LOCK_FILE = ".layout.lock"
 NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
-# What a run may not be called: the folders a run of the old layout kept at the volume's root.
-RESERVED_NAMES = frozenset({EVAL_FOLDER, EXPORT_FOLDER})
-# What a run of the old layout left at the volume's root, moved into the run's folder.
-OLD_LAYOUT = ("checkpoint", "model.ckpt-*", "events.out.tfevents.*", "projector_config.pbtxt",
-              EVAL_FOLDER, EXPORT_FOLDER)
+# What a run may not be called: the folders a run of the old layout kept at the volume's root
+# (app/compat.py moves them into a run's folder).
+RESERVED_NAMES = frozenset({layout.EVAL_FOLDER, layout.EXPORT_FOLDER})
 
 
 class RunBusy(AppError):
@@ -71,7 +53,7 @@ def folder(train_dir, run: str) -> Path:
 
 
 def eval_folder(train_dir, run: str) -> Path:
-    return folder(train_dir, run) / EVAL_FOLDER
+    return folder(train_dir, run) / layout.EVAL_FOLDER
 
 
 def with_checkpoints(train_dir) -> list[str]:
@@ -79,43 +61,8 @@ def with_checkpoints(train_dir) -> list[str]:
     root = Path(train_dir)
     if not root.is_dir():
         return []
-    return sorted(path.parent.name for path in root.glob(f"*/{STATE_FILE}")
+    return sorted(path.parent.name for path in root.glob(f"*/{layout.CHECKPOINT_STATE_FILE}")
                   if name_problem(path.parent.name) is None)
-
-
-# -- the old layout -----------------------------------------------------------------------------
-
-def adopt_old_layout(train_dir, run: str) -> None:
-    """Moves a run kept at the volume's root (the layout before runs had folders) into the folder
-    of `run`, unless that folder holds a run already. Safe to call from every program at once."""
-    root = Path(train_dir)
-    if not (root / STATE_FILE).is_file():
-        return
-    with _volume_locked(root):
-        if not (root / STATE_FILE).is_file():
-            return  # another program moved it meanwhile
-        target = folder(root, run)
-        if (target / STATE_FILE).exists():
-            log.warning(f"{root} holds a run at its root (the old layout) and {target} a run "
-                        f"of its own: the root's run stays where it is, outside TensorBoard's "
-                        f"runs; move its files into a folder of its own to see it")
-            return
-        target.mkdir(exist_ok=True)
-        moved = []
-        for pattern in OLD_LAYOUT:
-            for path in sorted(root.glob(pattern)):
-                os.replace(path, target / path.name)
-                moved.append(path.name)
-        log.info(f"moved the run at the root of {root} into {target} (runs are folders of the "
-                 f"volume now; paths.run names them): {len(moved)} files and folders, nothing "
-                 f"deleted")
-
-
-@contextlib.contextmanager
-def _volume_locked(root: Path):
-    with open(root / VOLUME_LOCK_FILE, "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
 
 
 # -- one trainer per run ------------------------------------------------------------------------
@@ -124,7 +71,7 @@ def hold_trainer_lock(run_folder: Path):
     """Takes the run's trainer lock for the life of this process, or raises RunBusy. The kernel
     lets go of it when the process ends, however it ends: a kill -9 leaves no stale lock."""
     run_folder.mkdir(parents=True, exist_ok=True)
-    lock = open(run_folder / LOCK_FILE, "a+")
+    lock = open(run_folder / layout.TRAINER_LOCK_FILE, "a+")
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -142,7 +89,7 @@ def hold_trainer_lock(run_folder: Path):
 def is_training(run_folder: Path) -> bool:
     """Whether a trainer holds the run's lock now."""
     try:
-        with open(run_folder / LOCK_FILE) as lock:
+        with open(run_folder / layout.TRAINER_LOCK_FILE) as lock:
             fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
             return False
     except BlockingIOError:
@@ -154,13 +101,13 @@ def is_training(run_folder: Path) -> bool:
 # -- what the trainer tells eval and report -----------------------------------------------------
 
 def write_record(run_folder: Path, config_yaml: str) -> None:
-    write_text_atomically(run_folder / RECORD_FILE, config_yaml)
+    write_text_atomically(run_folder / layout.RUN_RECORD_FILE, config_yaml)
 
 
 def read_record(run_folder: Path) -> dict | None:
     """The configuration the run's trainer last started with, as a dict; None if unknown."""
     try:
-        return yaml.safe_load((run_folder / RECORD_FILE).read_text(encoding="utf-8"))
+        return yaml.safe_load((run_folder / layout.RUN_RECORD_FILE).read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError):
         return None
 
@@ -169,7 +116,7 @@ def write_progress(run_folder: Path, step: int, max_steps: int, examples_per_sec
                    sec_per_batch: float, steps_per_call: float) -> None:
     """Where the trainer is, at its last log line: steps_per_call is how many steps its calls
     into the graph ran on average since the log line before."""
-    write_text_atomically(run_folder / PROGRESS_FILE, json.dumps({
+    write_text_atomically(run_folder / layout.PROGRESS_FILE, json.dumps({
         "step": step, "max_steps": max_steps, "examples_per_sec": round(examples_per_sec, 1),
         "sec_per_batch": round(sec_per_batch, 4), "steps_per_call": round(steps_per_call, 1),
         "updated_at": time.time()}) + "\n")
@@ -177,7 +124,7 @@ def write_progress(run_folder: Path, step: int, max_steps: int, examples_per_sec
 
 def read_progress(run_folder: Path) -> dict | None:
     try:
-        return json.loads((run_folder / PROGRESS_FILE).read_text(encoding="utf-8"))
+        return json.loads((run_folder / layout.PROGRESS_FILE).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return None
 

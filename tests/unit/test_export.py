@@ -8,7 +8,8 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from app.volume import exports
+from app import compat
+from app.volume import exports, layout
 from app.data import image_files
 from app.model import recipes
 from app.model.serving import Classifier
@@ -107,8 +108,8 @@ def test_a_failed_export_leaves_the_versions_there_are(tmp_path, classifier, mon
 def test_recover_clears_what_a_kill_left(tmp_path, classifier):
     exports.export(classifier, result(100, 0.5), tmp_path, keep=3)
     root = tmp_path / "export"
-    (root / f"{exports.STAGING_PREFIX}12345").mkdir()        # a staging folder left behind
-    (root / exports.LEGACY_PREVIOUS).mkdir()                  # and an old-style export aside
+    (root / f"{layout.EXPORT_STAGING_PREFIX}12345").mkdir()  # a staging folder left behind
+    (root / compat.OLD_EXPORT_STEPPED_ASIDE).mkdir()        # and an old-style export aside
     exports.recover(tmp_path)
     assert sorted(path.name for path in root.iterdir()) == ["100", "best"]
 

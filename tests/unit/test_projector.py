@@ -6,6 +6,7 @@ from tensorboard.plugins.projector import ProjectorConfig
 
 from app.tensorboard import projector
 from app.data.cifar10 import CLASS_NAMES
+from app.volume import layout
 
 
 def sample(count: int, seed: int = 0):
@@ -24,7 +25,8 @@ def write(eval_dir, step, images, labels, embedding_size=192):
 
 
 def read_config(eval_dir) -> ProjectorConfig:
-    return text_format.Parse((eval_dir / projector.CONFIG_FILE).read_text(), ProjectorConfig())
+    return text_format.Parse((eval_dir / layout.PROJECTOR_CONFIG_FILE).read_text(),
+                             ProjectorConfig())
 
 
 def test_sprite_lays_images_out_row_by_row_in_a_square():
@@ -65,7 +67,7 @@ def test_the_newest_steps_are_kept_newest_first_and_older_files_removed(tmp_path
         write(tmp_path, step, images, labels)
     names = [embedding.tensor_name for embedding in read_config(tmp_path).embeddings]
     assert names == [f"local4 @ step {step}" for step in (700, 600, 500, 400, 300)]
-    files = sorted(path.name for path in (tmp_path / projector.FILES_FOLDER).iterdir())
+    files = sorted(path.name for path in (tmp_path / layout.PROJECTOR_FOLDER).iterdir())
     assert [name for name in files if name.endswith(".tsv")] == sorted(
         [f"local4-step-{step}.tsv" for step in (300, 400, 500, 600, 700)]
         + [f"metadata-step-{step}.tsv" for step in (300, 400, 500, 600, 700)])
@@ -89,7 +91,7 @@ def test_each_write_renames_the_marker_checkpoint_so_tensorboard_rereads(tmp_pat
     write(tmp_path, 200, images, labels)
     assert 'model_checkpoint_path: "projector/written_at_step-200"' in (
         tmp_path / "checkpoint").read_text()
-    assert not list((tmp_path / projector.FILES_FOLDER).glob("written_at_step-100*"))
+    assert not list((tmp_path / layout.PROJECTOR_FOLDER).glob("written_at_step-100*"))
 
 
 def test_the_fast_recipes_wider_embedding_is_written_under_its_layers_name(tmp_path):

@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from app import config as configuration
+from app import compat, config as configuration
 from app.volume import runs
 from app.config import ConfigError
 
@@ -50,7 +50,7 @@ def test_a_volume_of_the_old_layout_is_moved_into_the_run_and_nothing_is_lost(tm
     volume = tmp_path / "cifar10_train"
     old_layout(volume)
     before = sorted(path.name for path in volume.iterdir())
-    runs.adopt_old_layout(volume, "default")
+    compat.adopt_old_layout(volume, "default")
     run = volume / "default"
     assert sorted(path.name for path in run.iterdir()) == sorted(
         set(before) - {"someone-elses-notes.txt"})
@@ -59,7 +59,7 @@ def test_a_volume_of_the_old_layout_is_moved_into_the_run_and_nothing_is_lost(tm
     assert runs.with_checkpoints(volume) == ["default"]
     assert any(f"moved the run at the root of {volume} into {run}" in record.getMessage()
                for record in caplog.records)
-    runs.adopt_old_layout(volume, "default")  # a second program after the first: nothing to do
+    compat.adopt_old_layout(volume, "default")  # a second program after the first: nothing to do
     assert (run / "model.ckpt-20.index").is_file()
 
 
@@ -68,7 +68,7 @@ def test_the_old_layout_stays_put_when_the_run_has_a_folder_of_its_own(tmp_path,
     old_layout(volume)
     (volume / "default").mkdir()
     (volume / "default" / "checkpoint").write_text("theirs")
-    runs.adopt_old_layout(volume, "default")
+    compat.adopt_old_layout(volume, "default")
     assert (volume / "checkpoint").is_file() and (volume / "default" / "checkpoint").read_text() \
         == "theirs"
     assert "stays where it is" in caplog.text
