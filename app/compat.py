@@ -83,7 +83,7 @@ def as_written_now(layer: dict) -> dict:
                 how = sources.how_to_write(new, value, setting.origin)
                 log.warning(f"{setting.origin}: "
                             f"{_what_changed(old, new, value if zero_meant_auto else None, how)}")
-            new_section, new_key = new.split(".")
+            new_section, new_key = new.split(".", 1)
             if new_key in moved.get(new_section, {}):
                 raise sources.ConfigError(
                     f"{setting.origin}: '{new}' is set twice, once under an old name (also at "

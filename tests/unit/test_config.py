@@ -186,6 +186,13 @@ def test_check_config_exits_2_with_one_line_and_writes_nothing(tmp_path):
     assert not train_dir.exists()
 
 
+def test_a_key_with_a_dot_in_it_is_an_unknown_key_not_a_crash(tmp_path):
+    with pytest.raises(ConfigError) as error:
+        load(tmp_path, overrides=["train.max.steps=1"])
+    assert str(error.value) == ("--set train.max.steps=1: unknown key 'train.max.steps' "
+                                "(did you mean 'train.max_steps'?)")
+
+
 def test_train_refuses_a_bad_config_before_writing_anything(tmp_path):
     train_dir = tmp_path / "train"
     result = run_app("train", "--set", f"paths.train_dir={train_dir}",
