@@ -14,7 +14,6 @@ import argparse
 import json
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,13 +22,12 @@ import numpy as np
 from PIL import Image
 
 from bench import machine
-from tests.harness.environment import REPO_ROOT, app_environment
+from tests.harness.environment import run_app
 
 
-def run_app(*arguments: str, settings: list[str]) -> subprocess.CompletedProcess:
-    finished = subprocess.run([sys.executable, "-m", "app", *arguments, *settings],
-                              cwd=REPO_ROOT, env=app_environment(), capture_output=True,
-                              text=True, timeout=1800)
+def app(*arguments: str, settings: list[str]) -> subprocess.CompletedProcess:
+    """`python -m app ARGS... SETTINGS...` run to completion; its output, or the benchmark ends."""
+    finished = run_app(*arguments, *settings, timeout=1800)
     if finished.returncode != 0:
         raise SystemExit(f"python -m app {' '.join(arguments)} exited {finished.returncode}:\n"
                          f"{finished.stdout[-2000:]}{finished.stderr[-2000:]}")
@@ -51,14 +49,14 @@ def main() -> int:
             "eval.every_secs": 1, "train.recipe": arguments.recipe, "fast.width": 16,
             "train.max_steps": 300, "train.batch_size": 64,
             "runtime.checkpoint_every_steps": 100}.items()]
-        run_app("train", settings=settings)
-        run_app("eval", "--until-done", settings=settings)
+        app("train", settings=settings)
+        app("eval", "--until-done", settings=settings)
         images = write_images(root)
         timings = {"1 image": [], "100 images": []}
         for _ in range(arguments.repeats):
             for case, files in (("1 image", images[:1]), ("100 images", images[:100])):
                 started = time.perf_counter()
-                run_app("predict", *map(str, files), settings=settings)
+                app("predict", *map(str, files), settings=settings)
                 timings[case].append(time.perf_counter() - started)
         export = root / "train" / "default" / "export"
         layout = sorted(str(path.relative_to(root / "train")) for path in export.rglob("*")
