@@ -46,7 +46,6 @@ EVAL_IDLE = _printed_by("eval", r"every run is evaluated up to its max_steps \((
                                 r"watching for new checkpoints")
 EVAL_DISK_FULL = _printed_by("eval", r"(?P<message>disk full: .*)$")
 EVAL_DISK_HAS_ROOM = _printed_by("eval", r"disk has room again")
-EVAL_TRACEBACK = _printed_by("eval", r"Traceback")
 
 # -- any program ------------------------------------------------------------------------------
 # The first program to start on a volume of the old layout (one run at its root) moves it.

@@ -20,7 +20,7 @@ class EvalRace:
     checkpoints_skipped: int     # eval's "skipped model.ckpt-N" lines
     eval_crashes: list[str]      # supervisord's lines of unexpected exits
     trainer_crashes: list[str]
-    eval_tracebacks: list[str]   # eval's lines that begin a traceback
+    eval_tracebacks: list[str]   # each traceback eval printed, whole
 
     def figures(self) -> dict:
         return {"race_secs": round(self.race_secs, 1),
@@ -55,4 +55,4 @@ def eval_race(folder: Path, seconds: float) -> EvalRace:
         checkpoints_evaluated=len(log.matching(log_lines.PRECISION)),
         checkpoints_skipped=len(log.matching(log_lines.SKIPPED)),
         eval_crashes=log.unexpected_exits("eval"), trainer_crashes=log.unexpected_exits("train"),
-        eval_tracebacks=[match.string for match in log.matching(log_lines.EVAL_TRACEBACK)])
+        eval_tracebacks=log.tracebacks("eval"))

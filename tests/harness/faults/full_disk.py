@@ -213,7 +213,7 @@ def _eval_waits_out_a_full_disk(folder: Path, train_dir: Path) -> EvalFullDisk:
         results_lines=(stack.run_dir / "eval" / "results.jsonl").read_text().splitlines(),
         eval_curve_problems=[f"run {run}/eval: {problem}" for problem in going_back(eval_curves)],
         eval_crashes=log.unexpected_exits("eval"), eval_starts=len(log.lives.get("eval", [])),
-        eval_tracebacks=[match.string for match in log.matching(log_lines.EVAL_TRACEBACK)])
+        eval_tracebacks=log.tracebacks("eval"))
 
 
 def _says_the_disk_is_full(log: StackLog, pattern, who: str) -> str:

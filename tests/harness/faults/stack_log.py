@@ -82,10 +82,27 @@ class StackLog:
         self.update()
         return [match for line in self.lines for match in log_lines.find(pattern, line, **groups)]
 
+    def tracebacks(self, program: str) -> list[str]:
+        """Every traceback program printed, whole: from its first line to the exception's."""
+        self.update()
+        prefix = f"{program} | "
+        printed = [line[len(prefix):] for line in self.lines if line.startswith(prefix)]
+        starts = [number for number, line in enumerate(printed) if line.startswith("Traceback")]
+        return ["\n".join(_up_to_the_exception(printed[start:])) for start in starts]
+
     def unexpected_exits(self, program: str) -> list[str]:
         """supervisord's `exited` lines for program that it did not expect: crashes."""
         return [match[0] for match in self.matching(log_lines.EXITED, program=program)
                 if "not expected" in match["how"]]
+
+
+def _up_to_the_exception(lines: list[str]) -> list[str]:
+    """A traceback's lines: the indented frames after its first, through the unindented one that
+    names the exception."""
+    for number, line in enumerate(lines[1:], start=1):
+        if not line.startswith(" "):
+            return lines[:number + 1]
+    return lines
 
 
 def resumed_after(lives: list[Life], life: Life) -> int | None:
