@@ -29,9 +29,10 @@ run: install
 test: install
 	$(VENV_PYTHON) -m pytest
 
-# Without the container and browser tests, for a quick loop while editing.
+# The loop while editing (a few minutes): the unit tests, and one real train and eval through the
+# command line that the tests of tests/integration/test_train_eval.py read.
 test-fast: install
-	$(VENV_PYTHON) -m pytest -m "not container and not browser"
+	$(VENV_PYTHON) -m pytest -m "not slow and not stack and not faults and not container and not browser"
 
 # Renders app/config/defaults.yaml from app/config/schema.py, where every key is written.
 defaults: install

@@ -1,7 +1,9 @@
 """Train and eval for real on the synthetic set, through the command line a user runs.
 
 One short training run is shared by the tests of this module (a few hundred CPU steps); each test
-then checks one thing a user would: the log, the files, the numbers, the TensorBoard tags.
+then checks one thing a user would: the log, the files, the numbers, the TensorBoard tags. The
+tests that only read that run are part of `make test-fast`; those that train on from a copy of it
+are marked slow.
 """
 import json
 import re
@@ -18,8 +20,6 @@ from tensorboard.backend.event_processing import event_accumulator
 from app.exit_codes import ExitCode
 from app.volume.results import read_results
 from tests.harness.environment import REPO_ROOT, app_environment, run_app, settings
-
-pytestmark = pytest.mark.slow
 
 MAX_STEPS = 300
 LOG_LINE = re.compile(r"^step (\d+)/(\d+), loss = (\d+\.\d\d) \((\d+\.\d) examples/sec; "
@@ -127,6 +127,7 @@ def test_eval_events_sit_at_the_checkpoints_global_step(trained):
     assert scalar_steps(root / "train" / "default" / "eval", "precision @ 1") == [MAX_STEPS]
 
 
+@pytest.mark.slow
 def test_restart_resumes_and_eval_catches_up_on_the_newer_checkpoints(trained, tmp_path):
     root = tmp_path / "copy"
     shutil.copytree(trained[0], root)
@@ -147,6 +148,7 @@ def test_restart_resumes_and_eval_catches_up_on_the_newer_checkpoints(trained, t
     assert steps == [300, 350]
 
 
+@pytest.mark.slow
 def test_eval_skips_a_checkpoint_rotated_away_while_it_reads_it(trained, tmp_path):
     root = tmp_path / "copy"
     shutil.copytree(trained[0], root)
@@ -159,6 +161,7 @@ def test_eval_skips_a_checkpoint_rotated_away_while_it_reads_it(trained, tmp_pat
     assert steps == [200, 300]
 
 
+@pytest.mark.slow
 def test_sigterm_saves_the_step_reached_and_exits_0(trained, tmp_path):
     root = tmp_path / "copy"
     shutil.copytree(trained[0], root)
@@ -183,6 +186,7 @@ def test_sigterm_saves_the_step_reached_and_exits_0(trained, tmp_path):
     assert checkpoint_state(root / "train" / "default") == f"model.ckpt-{stopped_at}"
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_with_exit_3_and_keeps_the_last_good_checkpoint(trained, tmp_path):
     root = tmp_path / "copy"
     shutil.copytree(trained[0], root)
