@@ -101,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
 def _run(arguments, config) -> int:
     # Each command imports only what it needs: TensorFlow alone takes seconds to import.
     if arguments.command == "check-config":
-        print(config.to_yaml(), end="")  # the command's answer, not a log line
+        # The command's answer, not log lines: the run's length as it came to be, then the config.
+        print("".join(f"# {line}\n" for line in config.chosen) + config.to_yaml(), end="")
         return ExitCode.DONE
     if arguments.command == "data":
         from app.data import cifar10

@@ -38,6 +38,8 @@ def render() -> str:
     each key under its own (a key with none shares the one above it)."""
     lines = _comment(HEADER, indent="")
     for section in dataclasses.fields(schema.Config):
+        if section.name not in (*schema.SECTIONS, sweep.SECTION):
+            continue  # not a key (Config.chosen)
         lines.append("")
         if section.name == sweep.SECTION:
             lines += _comment(section.metadata["doc"], indent="")

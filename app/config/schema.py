@@ -43,9 +43,15 @@ from app.config.sources import CONFIG_FILE_VARIABLE, OVERRIDE_PREFIX, ConfigErro
 DEFAULTS_FILE = Path(__file__).resolve().parent / "defaults.yaml"
 # What urllib can fetch the data set from (file: a copy on a mounted disk).
 URL_SCHEMES = ("http", "https", "ftp", "file")
-# The real test set: test_batch.bin holds 10,000 images. (The synthetic one holds what
-# data.synthetic_test_examples says.)
+# The real data set: five training batches of 10,000 images and test_batch.bin of 10,000. (The
+# synthetic one holds what data.synthetic_train_examples and synthetic_test_examples say.)
+CIFAR10_TRAIN_IMAGES = 50_000
 CIFAR10_TEST_IMAGES = 10_000
+# What train.batch_size `auto` is for each recipe: what its sources trained at (the tutorial's
+# cifar10_train.py, and Page's and airbench's runs). train.max_steps `auto` is the tutorial's
+# 100,000 steps, and for the fast recipe fast.epochs passes over the training images.
+RECIPE_BATCH_SIZE = {"tutorial": 128, "fast": 512}
+TUTORIAL_MAX_STEPS = 100_000
 
 # What to_yaml shows instead of a password.
 SECRET_LEFT_OUT = "(set, not shown)"
@@ -109,10 +115,13 @@ class TrainConfig:
         tutorial (its CNN, 1.07M parameters, trained its way; tuned in the `tutorial:` section);
         `fast` is ResNet-9 trained as the fastest known CIFAR-10 recipes train it (6.6M parameters;
         the `fast:` section).""")
-    max_steps: int = _field(100000, minimum=1, doc="""
-        Training stops (with a final checkpoint) at this global step.""")
-    batch_size: int = _field(128, minimum=1, doc="""
-        Images per step.""")
+    max_steps: int | Auto = _field("auto", minimum=1, doc="""
+        Training stops (with a final checkpoint) at this global step. auto: the recipe's own run
+        length, the tutorial's 100,000 steps, or fast.epochs passes over the training images
+        for the fast recipe (`check-config` shows what it came to).""")
+    batch_size: int | Auto = _field("auto", minimum=1, doc="""
+        Images per step (per replica). auto: the recipe's own, 128 for the tutorial, 512 for the
+        fast recipe.""")
     moving_average_decay: float = _field(0.9999, minimum=0.0, maximum=1.0, doc="""
         Decay of the exponential moving averages of all trainable variables, kept in the checkpoint
         and used by eval. Early on the effective decay is min(decay, (1 + step) / (10 + step)).""")
@@ -147,9 +156,10 @@ class TutorialConfig:
 @dataclasses.dataclass(frozen=True)
 class FastConfig:
     """The fast recipe (train.recipe: fast), after David Page's "How to train your ResNet" and
-    Keller Jordan's airbench. Their 94% CIFAR-10 runs took about 10 epochs: with batch_size 512,
-    that is max_steps ~980 (50,000 / 512 x 10).
-    """
+    Keller Jordan's airbench. Their 94% CIFAR-10 runs took about 10 epochs at batch 512."""
+    epochs: float = _field(10.0, exclusive_minimum=0.0, doc="""
+        The run's length where train.max_steps is auto: this many passes over the training images
+        at train.batch_size (10 on CIFAR-10 at 512: 977 steps).""")
     width: int = _field(64, minimum=1, doc="""
         Channels of the first layer; the three stages have 2x, 4x and 8x as many (Page's 64).
         Narrower trains faster and reaches less.""")
@@ -296,10 +306,12 @@ class Config:
               set: {tutorial.initial_learning_rate: 0.05}
             - run: lr-0.2
               set: {tutorial.initial_learning_rate: 0.2, train.batch_size: 256}""")
+    # The run's length as it came to be, a line per key with where it came from (auto, or the
+    # file, variable or --set that set it): for check-config and the trainer's log. Not a key.
+    chosen: tuple[str, ...] = dataclasses.field(default=(), compare=False)
 
     def as_dict(self) -> dict:
-        settings = {field.name: dataclasses.asdict(getattr(self, field.name))
-                    for field in dataclasses.fields(self) if field.name != sweep.SECTION}
+        settings = {name: dataclasses.asdict(getattr(self, name)) for name in SECTIONS}
         settings[sweep.SECTION] = sweep.as_written(self.sweep)
         return settings
 
@@ -314,7 +326,7 @@ class Config:
 
 # With postponed annotations, dataclass field types are the names written above.
 SECTIONS: dict[str, type] = {f.name: globals()[f.type] for f in dataclasses.fields(Config)
-                             if f.name != sweep.SECTION}
+                             if f.name not in (sweep.SECTION, "chosen")}
 VALUE_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 # Sections written as a list, each with what reads it.
 LISTS = {sweep.SECTION: sweep.read}
@@ -364,9 +376,35 @@ def _build_sections(raw: dict[str, dict[str, sources.Setting]]) -> Config:
         if missing:  # only possible if the packaged defaults are broken
             raise ConfigError(f"{DEFAULTS_FILE}: missing keys {sorted(missing)} in '{section}'")
         sections[section] = section_type(**values)
-    config = Config(**sections)
+    config = _with_run_length(Config(**sections), raw)
     _check_together(config, raw)
     return config
+
+
+def _with_run_length(config: Config, raw: dict[str, dict[str, sources.Setting]]) -> Config:
+    """`config` with train.batch_size and train.max_steps `auto` turned into the recipe's own
+    numbers, and what each came to and from where in config.chosen, so that check-config and
+    the trainer's first lines tell the user how long the run is and why."""
+    train = config.train
+    origin = {key: raw["train"][key].origin for key in ("batch_size", "max_steps")}
+    batch_size, max_steps = train.batch_size, train.max_steps
+    why = {key: f"set in {origin[key]}" for key in origin}
+    if batch_size == sources.AUTO:
+        batch_size = RECIPE_BATCH_SIZE[train.recipe]
+        why["batch_size"] = f"auto: the {train.recipe} recipe's own"
+    if max_steps == sources.AUTO and train.recipe == "fast":
+        images = (config.data.synthetic_train_examples if config.data.source == "synthetic"
+                  else CIFAR10_TRAIN_IMAGES)
+        max_steps = math.ceil(config.fast.epochs * images / batch_size)
+        why["max_steps"] = (f"auto: fast.epochs {config.fast.epochs:g} x {images:,} training "
+                            f"images / batch {batch_size}")
+    elif max_steps == sources.AUTO:
+        max_steps = TUTORIAL_MAX_STEPS
+        why["max_steps"] = f"auto: the {train.recipe} recipe's own"
+    chosen = (f"train.max_steps: {max_steps} ({why['max_steps']})",
+              f"train.batch_size: {batch_size} ({why['batch_size']})")
+    train = dataclasses.replace(train, batch_size=batch_size, max_steps=max_steps)
+    return dataclasses.replace(config, train=train, chosen=chosen)
 
 
 def _check_together(config: Config, raw: dict[str, dict[str, sources.Setting]]) -> None:

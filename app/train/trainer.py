@@ -88,6 +88,7 @@ class Trainer:
                  f"{distribution.describe(self.strategy)}; "
                  f"{devices.describe_precision(precision)}, XLA {'on' if xla else 'off'}")
 
+        log.info("; ".join(config.chosen))
         # train.batch_size is per replica; the job as a whole takes this many images a step.
         self.global_batch_size = train.batch_size * self.replicas
         batches = cifar10.prepare(config.data, config.paths.data_dir)

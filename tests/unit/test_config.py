@@ -25,6 +25,10 @@ def load(tmp_path, text=None, overrides=(), environ=None):
 def test_defaults_document_every_key():
     defaults = yaml.safe_load(config.DEFAULTS_FILE.read_text())
     resolved = config.load(None, [], {}).as_dict()
+    # The run's length is the recipe's own, resolved at load: the tutorial's.
+    assert defaults["train"]["max_steps"] == defaults["train"]["batch_size"] == "auto"
+    assert (resolved["train"]["max_steps"], resolved["train"]["batch_size"]) == (100_000, 128)
+    resolved["train"].update(max_steps="auto", batch_size="auto")
     assert defaults == resolved
     text = config.DEFAULTS_FILE.read_text()
     for section, keys in defaults.items():
@@ -74,11 +78,14 @@ def test_config_is_frozen(tmp_path):
     ("train:\n  max_step: 10\n", "config.yaml: line 2: unknown key 'train.max_step' "
                                  "(did you mean 'train.max_steps'?)"),
     ("trian:\n  max_steps: 10\n", "line 1: unknown section 'trian' (did you mean 'train'?)"),
-    ("train:\n  batch_size: 0\n", "line 2: train.batch_size: expected a whole number >= 1, got 0"),
-    ("train:\n  batch_size: -4\n", "train.batch_size: expected a whole number >= 1, got -4"),
-    ("train:\n  batch_size: 12.5\n", "train.batch_size: expected a whole number, got 12.5"),
-    ("train:\n  batch_size: '128'\n", "train.batch_size: expected a whole number, got '128'"),
-    ("train:\n  max_steps: true\n", "train.max_steps: expected a whole number, got True"),
+    ("train:\n  batch_size: 0\n",
+     "line 2: train.batch_size: expected a whole number >= 1 or auto, got 0"),
+    ("train:\n  batch_size: -4\n",
+     "train.batch_size: expected a whole number >= 1 or auto, got -4"),
+    ("train:\n  batch_size: 12.5\n", "train.batch_size: expected a whole number or auto, got 12.5"),
+    ("train:\n  batch_size: '128'\n",
+     "train.batch_size: expected a whole number or auto, got '128'"),
+    ("train:\n  max_steps: true\n", "train.max_steps: expected a whole number or auto, got True"),
     ("eval:\n  use_moving_averages: 'False'\n",
      "eval.use_moving_averages: expected true or false (unquoted), got 'False'"),
     ("eval:\n  use_moving_averages: 1\n", "eval.use_moving_averages: expected true or false"),
@@ -174,6 +181,40 @@ def test_check_config_prints_the_resolved_config(tmp_path):
     assert resolved["eval"]["every_secs"] == 9.0
 
 
+@pytest.mark.parametrize("text, overrides, max_steps, batch_size", [
+    (None, [], 100_000, 128),  # the tutorial's cifar10_train.py
+    ("train:\n  recipe: fast\n", [], 977, 512),  # 10 epochs of CIFAR-10's 50,000 at 512
+    ("train:\n  recipe: fast\n", ["train.batch_size=256"], 1954, 256),  # still 10 epochs
+    ("train:\n  recipe: fast\n", ["fast.epochs=2", "data.source=synthetic"], 40, 512),
+    ("train:\n  recipe: fast\n  max_steps: 300\n", [], 300, 512),  # a number set wins
+])
+def test_a_recipe_brings_its_own_run_length_and_batch(tmp_path, text, overrides, max_steps,
+                                                      batch_size):
+    resolved = load(tmp_path, text, overrides)
+    assert (resolved.train.max_steps, resolved.train.batch_size) == (max_steps, batch_size)
+
+
+def test_each_sweep_run_gets_its_own_recipe_s_run_length(tmp_path):
+    resolved = load(tmp_path, "sweep:\n"
+                              "  - run: tutorial\n    set: {tutorial.weight_decay: 0.001}\n"
+                              "  - run: fast\n    set: {train.recipe: fast}\n")
+    lengths = [(entry.config.train.max_steps, entry.config.train.batch_size)
+               for entry in resolved.sweep]
+    assert lengths == [(100_000, 128), (977, 512)]
+
+
+def test_check_config_says_what_the_run_s_length_came_to_and_from_where(tmp_path):
+    config_file = tmp_path / "mine.yaml"
+    config_file.write_text("train:\n  recipe: fast\n  batch_size: 256\n")
+    result = run_app("check-config", "--config", str(config_file),
+                     "--set", f"paths.train_dir={tmp_path}/train")
+    assert result.returncode == ExitCode.DONE, result.stderr
+    assert result.stdout.splitlines()[:2] == [
+        "# train.max_steps: 1954 (auto: fast.epochs 10 x 50,000 training images / batch 256)",
+        f"# train.batch_size: 256 (set in {config_file}: line 3)"]
+    assert yaml.safe_load(result.stdout)["train"]["max_steps"] == 1954
+
+
 def test_check_config_exits_2_with_one_line_and_writes_nothing(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("train:\n  max_steps: 100\n  batchsize: 32\n")
@@ -198,7 +239,7 @@ def test_train_refuses_a_bad_config_before_writing_anything(tmp_path):
     result = run_app("train", "--set", f"paths.train_dir={train_dir}",
                      "--set", "train.batch_size=0", timeout=60)
     assert result.returncode == ExitCode.BAD_INPUT
-    assert "train.batch_size: expected a whole number >= 1, got 0" in result.stderr
+    assert "train.batch_size: expected a whole number >= 1 or auto, got 0" in result.stderr
     assert not train_dir.exists()
 
 

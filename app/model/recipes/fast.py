@@ -7,7 +7,8 @@ averages the two. The network (6.58M parameters at width 64) is conv-batchnorm-r
 max pooling, two residual blocks, a global max pool and a linear classifier whose scores are scaled
 down by 8. The loss is the cross entropy against label-smoothed targets; the optimizer Nesterov
 SGD with decoupled weight decay on a one-cycle schedule, which needs to know where the run ends
-(train.max_steps). Their 94% runs took about 10 epochs: with batch 512, max_steps ~980.
+(train.max_steps). Their 94% runs took about 10 epochs at batch 512: what train.max_steps and
+train.batch_size `auto` come to (app/config/schema.py).
 
 Its tunable hyperparameters are the `fast:` section of the configuration (app/config/defaults.yaml, with
 their reasons); what Page and airbench fixed is fixed here, with its reason.
