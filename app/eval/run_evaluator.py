@@ -208,10 +208,8 @@ class RunEvaluation:
         return embeddings, predictions
 
     def _projector_due(self, step: int) -> bool:
-        if not len(self.test_set.projector_images):
-            return False
-        every = self.config.projector.every_evals
-        return self.evaluations_done % every == 0 or step >= self.max_steps
+        return bool(len(self.test_set.projector_images)) and projector_due(
+            self.evaluations_done, self.config.projector.every_evals, step, self.max_steps)
 
     def _write_projector(self, step: int) -> None:
         images, labels = self.test_set.projector_images, self.test_set.projector_labels
@@ -242,3 +240,10 @@ class RunEvaluation:
             return
         self.say(f"exported step {result['step']} (the best so far, precision @ 1 = "
                  f"{result['precision_at_1']:.3f}) to {path}")
+
+
+def projector_due(evaluations_before: int, every_evals: int, step: int, max_steps: int) -> bool:
+    """Whether the run's evaluation after `evaluations_before` others writes the Projector's
+    files: the first, every every_evals-th after it, and the one at max_steps, so that the
+    trained model is always among them."""
+    return evaluations_before % every_evals == 0 or step >= max_steps

@@ -3,6 +3,7 @@ it in `pytest_plugins`, so one test session has one of each, however many folder
 
 Session:  trained_stack  the three programs natively: trained, evaluated, TensorBoard up behind
                          a password
+          evaluated_run  a short run trained, evaluated and reported, for the tests that read it
           docker         the real Docker engine of the tests' own (dockerd, its state in one folder)
           checkout       a copy of this checkout as a clean clone holds it
           image_build    the README's CPU command's build there (Compose, BuildKit in the engine),
@@ -31,6 +32,7 @@ import pytest
 from tests.harness import debian_base, figures, image as appliance_image
 from tests.harness.containers import TrackedContainers
 from tests.harness.docker_engine import DockerEngine, missing_tools
+from tests.harness.evaluated_run import EvaluatedRun, train_evaluate_and_report
 from tests.harness.native_stack import TRAINED_STACK_PASSWORD, NativeStack, start_trained_stack
 from tests.harness.podman import HostFootprint, IsolatedPodman
 
@@ -52,6 +54,11 @@ def _skip_unless_root(missing: list[str], install: str) -> None:
         pytest.skip(f"missing {', '.join(missing)}: run {install} as root")
     if os.geteuid() != 0:
         pytest.skip("the container tests run the engines as root")
+
+
+@pytest.fixture(scope="session")
+def evaluated_run(tmp_path_factory) -> EvaluatedRun:
+    return train_evaluate_and_report(tmp_path_factory.mktemp("evaluated"))
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
 """Using the model: `predict` on image files, and the export as TensorFlow Serving loads it,
-checked on a real synthetic run (300 steps, an evaluation and an export every 100).
+checked on the real synthetic run these tests share with TensorBoard's extras (300 steps, an
+evaluation and an export every 100: tests/harness/evaluated_run.py).
 
 TensorFlow Serving itself cannot be pulled here; what it needs is checked instead: the
 `<base path>/<integer version>/` layout, both signatures as `saved_model_cli` lists them, and the
@@ -18,49 +19,19 @@ import pytest
 from PIL import Image
 
 from app.exit_codes import ExitCode
-from app.volume.results import read_results
 from tests.harness.environment import app_environment, run_app, settings
+from tests.harness.evaluated_run import (CLASS_NAMES, MAX_STEPS, RUN, read_test_set, results,
+                                         run_folder)
 
 pytestmark = pytest.mark.slow
 
-MAX_STEPS = 300
-TEST_IMAGES = 500
-CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer",
-               "dog", "frog", "horse", "ship", "truck")
 PREDICTION = re.compile(r"^(?P<file>.+): (?P<classes>(?:\w+ \d\.\d\d(?:, )?)+)$", re.MULTILINE)
 
 
-RUN = {  # the run the tests share (settings() adds its folders and the synthetic set)
-    "data.synthetic_train_examples": 5000,
-    "data.synthetic_test_examples": TEST_IMAGES, "eval.num_examples": TEST_IMAGES,
-    "projector.examples": TEST_IMAGES, "eval.every_secs": 1,
-    "train.max_steps": MAX_STEPS, "train.batch_size": 64, "train.seed": 1,
-    "runtime.checkpoint_every_steps": 100, "runtime.summary_every_steps": 1000,
-    "tutorial.initial_learning_rate": 0.05,
-}
-
-
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("predict")
-    for command in (["train"], ["eval", "--until-done"]):
-        finished = run_app(*command, *settings(root, RUN))
-        assert finished.returncode == ExitCode.DONE, finished.stdout + finished.stderr
-    return root
-
-
-def run_folder(root: Path) -> Path:
-    return root / "train" / "default"
-
-
-def read_test_set(root: Path) -> tuple[np.ndarray, np.ndarray]:
-    records = np.fromfile(root / "data" / "synthetic" / "cifar-10-batches-bin" / "test_batch.bin",
-                          dtype=np.uint8).reshape(-1, 3073)
-    return records[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), records[:, 0]
-
-
-def results(root: Path) -> list[dict]:
-    return read_results(run_folder(root) / "eval")
+def trained(evaluated_run) -> Path:
+    """The shared run's root folder."""
+    return evaluated_run.root
 
 
 def newest_version(root: Path) -> Path:

@@ -1,10 +1,11 @@
 """What eval adds beyond the tutorial, checked on a real synthetic run as a user would check it.
 
-One short run is shared: 300 steps with a checkpoint every 100, then the eval watcher over all
-three (the projector written at every second evaluation and at max_steps), then `report`. Each
-test checks one thing: the class breakdown and PR curves in TensorBoard's files, the projector's
-files and TensorBoard's projector serving them, the export classifying in a process of its own,
-the report's table and plot, and the HParams tab comparing two runs side by side.
+The tests share one short run with the tests of using the model
+(tests/harness/evaluated_run.py: 300 steps with a checkpoint every 100, the eval watcher over all
+three, each writing the projector's files, then `report`). Each test checks one thing: the class
+breakdown and PR curves in TensorBoard's files, the projector's files and TensorBoard's projector
+serving them, the export classifying in a process of its own, the report's table and plot, and
+the HParams tab comparing two runs side by side.
 """
 import json
 import re
@@ -22,49 +23,18 @@ from tensorboard.util import tensor_util
 
 from app.volume import exports
 from app.exit_codes import ExitCode
-from app.volume.results import read_results
 from tests.harness.environment import REPO_ROOT, app_environment, run_app, settings
+from tests.harness.evaluated_run import (CLASS_NAMES, EVALUATED_STEPS, MAX_STEPS, RUN,
+                                         TEST_IMAGES, read_test_set, results)
+
+PROJECTED_STEPS = EVALUATED_STEPS[::-1]  # each evaluation's, newest first
 
 pytestmark = pytest.mark.slow
 
-MAX_STEPS = 300
-EVALUATED_STEPS = [100, 200, 300]
-PROJECTED_STEPS = [300, 100]  # evaluations 1 and 3 of 3 (every second, and max_steps), newest first
-TEST_IMAGES = 1000
-CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer",
-               "dog", "frog", "horse", "ship", "truck")
-
-
-RUN = {  # the run the tests share (settings() adds its folders and the synthetic set)
-    "data.synthetic_train_examples": 5000, "data.synthetic_test_examples": TEST_IMAGES,
-    "train.max_steps": MAX_STEPS, "train.batch_size": 64, "runtime.log_every_steps": 100,
-    "runtime.checkpoint_every_steps": 100, "runtime.summary_every_steps": 1000,
-    "train.seed": 1, "eval.num_examples": TEST_IMAGES, "eval.every_secs": 1,
-    "projector.examples": TEST_IMAGES, "projector.every_evals": 2,
-}
-
-
 @pytest.fixture(scope="module")
-def evaluated(tmp_path_factory):
-    """The run's root folder, after train, the eval watcher and report; and report's output."""
-    root = tmp_path_factory.mktemp("extras")
-    for command in (["train"], ["eval", "--until-done"]):
-        finished = run_app(*command, *settings(root, RUN))
-        assert finished.returncode == ExitCode.DONE, finished.stdout + finished.stderr
-    report = run_app("report", "--run", "default", *settings(root, RUN))
-    assert report.returncode == ExitCode.DONE, report.stdout + report.stderr
-    return root, report.stdout
-
-
-def read_test_set(root: Path) -> tuple[np.ndarray, np.ndarray]:
-    """The synthetic test set, read straight from its binary file: images, labels."""
-    records = np.fromfile(root / "data" / "synthetic" / "cifar-10-batches-bin" / "test_batch.bin",
-                          dtype=np.uint8).reshape(-1, 3073)
-    return records[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), records[:, 0]
-
-
-def results(root: Path) -> list[dict]:
-    return read_results(root / "train" / "default" / "eval")
+def evaluated(evaluated_run) -> tuple[Path, str]:
+    """The shared run's root folder, and what `report --run default` printed."""
+    return evaluated_run.root, evaluated_run.report
 
 
 def eval_events(root: Path) -> event_accumulator.EventAccumulator:

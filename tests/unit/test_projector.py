@@ -1,9 +1,11 @@
 """The Projector's files: sprite layout, metadata, config, what is kept and what is forgotten."""
 import numpy as np
+import pytest
 from google.protobuf import text_format
 from PIL import Image
 from tensorboard.plugins.projector import ProjectorConfig
 
+from app.eval import run_evaluator
 from app.tensorboard import projector
 from app.data.cifar10 import CLASS_NAMES
 from app.volume import layout
@@ -101,3 +103,14 @@ def test_the_fast_recipes_wider_embedding_is_written_under_its_layers_name(tmp_p
     assert np.loadtxt(tmp_path / "projector" / "features-step-1.tsv").shape == (3, 512)
     [embedding] = read_config(tmp_path).embeddings
     assert embedding.tensor_name == "features @ step 1"
+
+
+@pytest.mark.parametrize("every_evals, projected", [
+    (1, [100, 200, 300, 400, 500]),
+    (2, [100, 300, 500]),
+    (3, [100, 400, 500]),  # the one at max_steps too
+])
+def test_the_projector_is_written_every_nth_evaluation_and_at_max_steps(every_evals, projected):
+    steps = [100, 200, 300, 400, 500]
+    assert [step for before, step in enumerate(steps)
+            if run_evaluator.projector_due(before, every_evals, step, max_steps=500)] == projected
