@@ -53,6 +53,14 @@ CIFAR10_TEST_IMAGES = 10_000
 RECIPE_BATCH_SIZE = {"tutorial": 128, "fast": 512}
 TUTORIAL_MAX_STEPS = 100_000
 
+# Until 2026-12-04 `eval.every_secs: 0` meant no pause between looks. Since then eval looks every
+# 2 s by itself while there is training to watch, and the key is only its pause when idle, where
+# no pause would be a busy loop: a 0 is refused with this advice.
+EVERY_SECS_ADVICE = ("eval.every_secs is eval's pause between looks when idle; 0 used to mean "
+                     "no pause, which now makes no sense: while a run trains eval looks every "
+                     "2 s by itself. Give a pause in seconds, e.g. 300 (the default), or leave "
+                     "the key out")
+
 # What to_yaml shows instead of a password.
 SECRET_LEFT_OUT = "(set, not shown)"
 # What a key typed `int | Auto` takes besides its numbers: `auto`, the appliance decides
@@ -62,12 +70,14 @@ Auto = Literal["auto"]
 
 
 def _field(default, doc: str = "", minimum=None, choices=None, exclusive_minimum=None,
-           maximum=None, url=False, folder_name=False):
+           maximum=None, url=False, folder_name=False, too_small=""):
     """A key, written once: its default, what it is for (its comment in defaults.yaml; none when
-    the one above it covers it too) and the limits its values are checked against."""
+    the one above it covers it too) and the limits its values are checked against; `too_small`
+    is the advice added to the message when a value is under its minimum (where a value that is
+    refused now meant something before, it says what)."""
     return dataclasses.field(default=default, metadata=dict(
         doc=inspect.cleandoc(doc), minimum=minimum, exclusive_minimum=exclusive_minimum,
-        maximum=maximum, choices=choices, url=url, folder_name=folder_name))
+        maximum=maximum, choices=choices, url=url, folder_name=folder_name, too_small=too_small))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -223,8 +233,11 @@ class RuntimeConfig:
 @dataclasses.dataclass(frozen=True)
 class EvalConfig:
     """Eval, the program beside the trainer that measures every run's new checkpoints."""
-    every_secs: float = _field(300.0, minimum=0.0, doc="""
-        Look for new checkpoints every this many seconds (0: without a pause between looks).""")
+    every_secs: float = _field(300.0, exclusive_minimum=0.0, too_small=EVERY_SECS_ADVICE, doc="""
+        The pause between looks for new checkpoints while eval is idle (every run evaluated up
+        to its max_steps, none training), as in the tutorial. While there is training to watch,
+        eval looks every 2 s (or every this many seconds, if fewer), so that it keeps up with a
+        trainer at a GPU's pace; a trainer starting ends an idle pause within 2 s.""")
     num_examples: int = _field(10000, minimum=1, doc="""
         Test images evaluated, each exactly once (at most the size of the test set).""")
     batch_size: int = _field(500, minimum=1)
@@ -449,8 +462,9 @@ def _checked(section: str, field: dataclasses.Field, setting: sources.Setting) -
     or_auto = f" or {sources.AUTO}" if field.type.endswith(" | Auto") else ""
     base_type = VALUE_TYPES[field.type.removesuffix(" | None").removesuffix(" | Auto")]
 
-    def fail(expectation: str):
-        raise ConfigError(f"{setting.origin}: {name}: expected {expectation}, got {value!r}")
+    def fail(expectation: str, advice: str = ""):
+        raise ConfigError(f"{setting.origin}: {name}: expected {expectation}, got {value!r}"
+                          f"{advice}")
 
     if value == sources.AUTO and or_auto:
         return sources.AUTO
@@ -494,10 +508,11 @@ def _checked(section: str, field: dataclasses.Field, setting: sources.Setting) -
     rules = field.metadata
     if rules["choices"] and value not in rules["choices"]:
         fail("one of " + ", ".join(rules["choices"]))
+    advice = f": {rules['too_small']}" if rules["too_small"] else ""
     if rules["minimum"] is not None and value < rules["minimum"]:
-        fail(f"{_describe(base_type)} >= {rules['minimum']}{or_auto}")
+        fail(f"{_describe(base_type)} >= {rules['minimum']}{or_auto}", advice)
     if rules["exclusive_minimum"] is not None and value <= rules["exclusive_minimum"]:
-        fail(f"{_describe(base_type)} > {rules['exclusive_minimum']}{or_auto}")
+        fail(f"{_describe(base_type)} > {rules['exclusive_minimum']}{or_auto}", advice)
     if rules["maximum"] is not None and value > rules["maximum"]:
         fail(f"{_describe(base_type)} <= {rules['maximum']}{or_auto}")
     return value

@@ -76,7 +76,7 @@ class RunEvaluation:
 
     def pending(self) -> list[Path]:
         """The listed checkpoints newer than the newest evaluated one, oldest first, but for
-        those found unreadable before."""
+        those found unreadable before. An older one not evaluated is said once (passed_over)."""
         pending = []
         for path in checkpoints.listed(self.run_folder):
             step = checkpoints.step_of(path)
@@ -89,6 +89,19 @@ class RunEvaluation:
                 self.say(f"passed over {path.name}: older than the newest evaluated checkpoint "
                          f"(step {self.newest_evaluated}), and the eval curves only go forward")
         return pending
+
+    def pass_over_waiting(self, older: list[Path]) -> None:
+        """Says, in one line, which waiting checkpoints older than the one evaluated now are
+        passed over (eval has fallen behind the trainer); they stay on disk, and are not named
+        again as older than the newest evaluated."""
+        if not older:
+            return
+        steps = [checkpoints.step_of(path) for path in older]
+        self.passed_over.update(steps)
+        count = f"{len(steps)} older checkpoint{'s' if len(steps) > 1 else ''}"
+        which = f"steps {steps[0]}..{steps[-1]}" if len(steps) > 1 else f"step {steps[0]}"
+        self.say(f"skipped {count} waiting ({which}): evaluating the newest, as the trainer "
+                 f"is ahead")
 
     def evaluate_if_there(self, path: Path) -> dict | None:
         """evaluate(path), or None when the checkpoint went away before or while it was read

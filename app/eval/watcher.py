@@ -1,13 +1,21 @@
 """Eval: a separate program that only reads checkpoints, as in the tutorial, for every run of the
 volume.
 
-Every `eval.every_secs` it looks for runs (folders of train_dir with a `checkpoint` state file,
-app/volume/runs.py) and evaluates their new checkpoints (app/eval/run_evaluator.py): round by round, one
-checkpoint of each run that has one waiting, the run whose oldest waiting checkpoint is oldest
-first, so that a run saving often does not keep the others waiting. Each run is evaluated with the
-model its trainer built (the recipe in its run.yaml) on the same test images, the first
-`eval.num_examples` of the test set, so that runs compare fairly. It keeps watching as long as it
-runs: a run started later (a second trainer on the same volume) is picked up at the next look.
+It looks for runs (folders of train_dir with a `checkpoint` state file, app/volume/runs.py) and
+evaluates their new checkpoints (app/eval/run_evaluator.py): round by round, one checkpoint of each
+run that has one waiting, the run whose oldest waiting checkpoint is oldest first, so that a run
+saving often does not keep the others waiting. While there is training to watch (a trainer on a
+run, a run short of its max_steps, or no run yet) it looks again every
+LOOK_WHILE_TRAINING_SECS; only when idle does it wait `eval.every_secs` between looks, and a
+trainer starting meanwhile ends that wait (app/eval/pace.py says why). When a run's trainer is
+ahead, several checkpoints waiting, eval evaluates the newest and passes over the older ones,
+saying so in one line; a run nobody trains is caught up in full, oldest first. Either way a run's
+final checkpoint, the newest it will ever have, is evaluated before the run is let go of.
+
+Each run is evaluated with the model its trainer built (the recipe in its run.yaml) on the same
+test images, the first `eval.num_examples` of the test set, so that runs compare fairly. It keeps
+watching as long as it runs: a run started later (a second trainer on the same volume) is picked
+up at the next look.
 
 A run that is done (its checkpoint at its max_steps evaluated, no trainer on it) is let go of,
 its model freed, so that eval's memory does not grow with the runs; should its trainer go on,
@@ -34,6 +42,7 @@ from app.runtime import devices
 from app.exit_codes import AppError, ExitCode
 from app.volume.results import read_results
 from app.eval.run_evaluator import RunEvaluation
+from app.eval.pace import LOOK_WHILE_TRAINING_SECS, pause_after_look, to_evaluate
 
 log = logging.getLogger(__name__)
 
@@ -82,15 +91,18 @@ class Evaluator:
     def watch(self, until_done: bool = False) -> int:
         """Evaluates new checkpoints as they come, for as long as it runs; with `until_done`,
         until every run it has seen is evaluated up to its max_steps and none is training."""
-        log.info(f"watching {self.train_dir} for the checkpoints of every run, every "
-                 f"{self.config.eval.every_secs:g} s")
+        every_secs = self.config.eval.every_secs
+        log.info(f"watching {self.train_dir} for the checkpoints of every run: every "
+                 f"{min(LOOK_WHILE_TRAINING_SECS, every_secs):g} s while there is training to "
+                 f"watch, every {every_secs:g} s (eval.every_secs) when idle")
         said_idle = False
         while True:
             if self.evaluate_round():
                 said_idle = False
                 continue
             self._let_go_of_done_runs()
-            if not self.runs and self.let_go:
+            training = runs.any_training(self.train_dir)
+            if not self.runs and self.let_go and not training:
                 done = ", ".join(sorted(self.let_go))
                 if until_done:
                     log.info(f"every run is evaluated up to its max_steps ({done}); done")
@@ -99,11 +111,22 @@ class Evaluator:
                     log.info(f"every run is evaluated up to its max_steps ({done}); watching "
                              f"for new checkpoints")
                     said_idle = True
-            time.sleep(self.config.eval.every_secs)
+            pause = pause_after_look(len(self.runs), len(self.let_go), training, every_secs)
+            self._wait(pause, until_a_trainer_starts=pause > LOOK_WHILE_TRAINING_SECS)
+
+    def _wait(self, seconds: float, until_a_trainer_starts: bool) -> None:
+        """Sleeps `seconds`; an idle wait ends early, within LOOK_WHILE_TRAINING_SECS, when a
+        trainer takes a run's lock, which at a GPU's pace may otherwise be done before eval
+        looks again."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(left, LOOK_WHILE_TRAINING_SECS) if until_a_trainer_starts else left)
+            if until_a_trainer_starts and runs.any_training(self.train_dir):
+                return
 
     def evaluate_round(self) -> int:
-        """One checkpoint of each run that has some waiting, the run with the oldest first;
-        returns how many it evaluated."""
+        """One checkpoint of each run that has some waiting, the run with the oldest first (the
+        newest of its waiting ones while its trainer trains); returns how many it evaluated."""
         waiting = []
         for run in runs.with_checkpoints(self.train_dir):
             if run in self.let_go and not self._has_newer_than(run, self.let_go[run]):
@@ -111,9 +134,12 @@ class Evaluator:
             self.let_go.pop(run, None)
             pending = self.run_evaluation(run).pending()
             if pending:
-                waiting.append((_written_at(pending[0]), run, pending[0]))
-        for _, run, path in sorted(waiting):
-            self.runs[run].evaluate_if_there(path)
+                waiting.append((_written_at(pending[0]), run, pending))
+        for _, run, pending in sorted(waiting, key=lambda entry: entry[:2]):
+            evaluation = self.runs[run]
+            path, older = to_evaluate(pending, runs.is_training(evaluation.run_folder))
+            evaluation.pass_over_waiting(older)
+            evaluation.evaluate_if_there(path)
         return len(waiting)
 
     def _has_newer_than(self, run: str, step: int) -> bool:

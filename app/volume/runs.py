@@ -98,6 +98,14 @@ def is_training(run_folder: Path) -> bool:
         return False
 
 
+def any_training(train_dir) -> bool:
+    """Whether a trainer holds the lock of any run of the volume now, a run with no checkpoint
+    yet included."""
+    root = Path(train_dir)
+    return root.is_dir() and any(is_training(lock.parent)
+                                 for lock in root.glob(f"*/{layout.TRAINER_LOCK_FILE}"))
+
+
 # -- what the trainer tells eval and report -----------------------------------------------------
 
 def write_record(run_folder: Path, config_yaml: str) -> None:

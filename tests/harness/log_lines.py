@@ -39,6 +39,11 @@ SWEEP_DONE = _printed_by("train", r"sweep: all (?P<runs>\d+) runs done")
 PRECISION = _printed_by("eval", r"\[(?P<run>[^]]+)\] precision @ 1 = (?P<precision>[0-9.]+) "
                                 r"\(step (?P<step>\d+)")
 SKIPPED = _printed_by("eval", r"\[(?P<run>[^]]+)\] skipped model\.ckpt-(?P<step>\d+)")
+# Eval behind a trainer: it evaluates the newest waiting checkpoint and passes over the older ones
+# (`last` is absent when there was one).
+SKIPPED_WAITING = _printed_by(
+    "eval", r"\[(?P<run>[^]]+)\] skipped (?P<count>\d+) older checkpoints? waiting "
+            r"\(steps? (?P<first>\d+)(?:\.\.(?P<last>\d+))?\)")
 SET_ASIDE = _printed_by("eval", r"\[(?P<run>[^]]+)\] evaluated up to its max_steps")
 # Eval keeps running: it looks for runs and checkpoints for as long as the appliance runs.
 WATCHING = _printed_by("eval", r"watching (?P<train_dir>.+) for the checkpoints of every run")

@@ -108,6 +108,18 @@ def test_bad_file_is_refused_with_file_line_and_key(tmp_path, text, expected_mes
     assert str(tmp_path / "config.yaml") in str(error.value)
 
 
+@pytest.mark.parametrize("layer", [
+    {"text": "eval:\n  every_secs: 0\n"}, {"overrides": ["eval.every_secs=-5"]},
+    {"environ": {"CIFAR10_EVAL_EVERY_SECS": "0"}}, {"text": "eval:\n  interval_secs: 0\n"}])
+def test_eval_every_secs_of_0_no_pause_before_is_refused_saying_what_to_give(tmp_path, layer):
+    with pytest.raises(ConfigError) as error:
+        load(tmp_path, **layer)
+    message = str(error.value)
+    assert "eval.every_secs: expected a number > 0" in message
+    assert "0 used to mean no pause, which now makes no sense" in message
+    assert "eval looks every 2 s by itself" in message and "e.g. 300 (the default)" in message
+
+
 def test_binary_junk_is_refused(tmp_path):
     junk = tmp_path / "config.yaml"
     junk.write_bytes(bytes(range(256)) * 4)

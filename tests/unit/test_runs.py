@@ -98,6 +98,28 @@ def test_one_trainer_per_run_and_a_kill_9_leaves_no_stale_lock(tmp_path):
         holder.wait()
 
 
+def test_any_training_sees_a_trainer_on_any_run_even_one_without_a_checkpoint(tmp_path):
+    volume = tmp_path / "cifar10_train"
+    assert not runs.any_training(volume)  # no volume yet
+    (volume / "done").mkdir(parents=True)
+    (volume / "done" / ".trainer.lock").write_text("pid 1 on gone\n")  # left by a trainer that ended
+    assert not runs.any_training(volume)
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import time
+        from app.volume import runs
+        lock = runs.hold_trainer_lock(runs.folder({str(volume)!r}, "starting"))
+        print("holding", flush=True)
+        time.sleep(600)
+        """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        assert runs.with_checkpoints(volume) == [] and runs.any_training(volume)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not runs.any_training(volume)
+
+
 def write(tmp_path, text: str) -> str:
     path = tmp_path / "config.yaml"
     path.write_text(textwrap.dedent(text))

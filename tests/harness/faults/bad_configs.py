@@ -94,6 +94,8 @@ BAD_CONFIGS = [
     BadConfig("zero learning rate", _section("tutorial", initial_learning_rate=0),
               "tutorial.initial_learning_rate"),
     BadConfig("negative interval", _section("eval", every_secs=-5), "eval.every_secs"),
+    BadConfig("no pause between eval's idle looks", _section("eval", every_secs=0),
+              "eval.every_secs"),
     BadConfig("empty test set", _section("data", synthetic_test_examples=0),
               "data.synthetic_test_examples"),
     BadConfig("port out of range", _section("tensorboard", port=70000), "tensorboard.port"),

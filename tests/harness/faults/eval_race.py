@@ -1,6 +1,7 @@
 """Eval racing the trainer's rotation: a checkpoint every step, two kept, and eval looking again the
-moment it is done. The checkpoint eval picks is often rotated away before or while it reads it:
-tests/faults checks that eval skips it and goes on, never crashes. The race is timed from eval's
+moment it is done (eval.every_secs is only its pause when idle). Behind the trainer, eval picks the
+newest waiting checkpoint, and even that one is now and then rotated away before or while it
+reads it: tests/faults checks that eval skips it and goes on, never crashes. The race is timed from eval's
 first evaluation: eval runs at niceness 19, so on a busy machine its start alone can outlast it."""
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ def eval_race(folder: Path, seconds: float) -> EvalRace:
                           runtime={"checkpoint_every_steps": 1, "checkpoint_every_secs": 0,
                                    "keep_checkpoints": 2, "log_every_steps": 50,
                                    "summary_every_steps": 1000},
-                          eval={"every_secs": 0})
+                          eval={"every_secs": 1})
     stack = NativeStack(folder, config)
     log = StackLog(stack.log_file)
     stack.start()
