@@ -2,8 +2,8 @@
 
     build    the strategy, the recipe's model and optimizer, the weight averages, the pipeline
     restore  the newest checkpoint that fits, if there is one
-    loop     steps until train.max_steps or a stop signal, with summaries, log lines and
-             checkpoints at their cadence
+    loop     steps until train.max_steps or a stop signal, with progress lines, summaries and
+             checkpoints at their cadences (app/train/cadence.py), which hold at any pace
     save     a last checkpoint at the step reached
 
 One step: augmented batch -> model -> the recipe's loss -> an optimizer step on the recipe's
@@ -13,11 +13,20 @@ counter, saved in every checkpoint, so a restart continues the schedule where it
 Steps run several to a call where nothing has to happen between them (`train_steps`: a loop in
 the graph, which draws its batches from the pipeline itself): on a GPU the tutorial CNN's step is a
 fraction of a millisecond, and one Python round trip per step would set the speed, as Keras'
-steps_per_execution knows. A call ends where something is due (the next log line, summary step,
-checkpoint or max_steps) and lasts at most MAX_SECS_PER_CALL, which bounds how long a stop request
+steps_per_execution knows. A call ends where something is due (the next summary step, checkpoint
+by steps or max_steps) and lasts at most MAX_SECS_PER_CALL, which bounds how long a stop request
 waits (runtime.steps_per_call caps or sets the number). Summary steps run one at a time. The rule
 is app/train/call_size.py's, told once for the trainer and the benchmarks that time it.
-Checkpoints (app/volume/checkpoints.py) are written every `runtime.checkpoint_every_steps` and/or
+
+Each call is timed: plain calls give the pace that sizes the next calls; a summary step's time
+less that pace is what summaries cost, which spaces them (runtime.summary_max_share). On a job of
+several workers both are means over the job, so that every worker runs the same calls. The first
+call, and a process's first summary step, trace their graphs and are not timed.
+
+A progress line comes after the first call, after the call that reaches runtime.log_every_secs
+since the last one, and at the end (max_steps or a stop); it says what share of the time the
+summaries took. Checkpoints (app/volume/checkpoints.py) are written every
+`runtime.checkpoint_every_steps` (at least `checkpoint_min_gap_secs` apart) and/or
 `runtime.checkpoint_every_secs`, on SIGTERM/SIGINT (after the step in flight) and at max_steps.
 
 Everything goes into the run's folder, <train_dir>/<paths.run> (app/volume/runs.py), whose lock this

@@ -35,7 +35,8 @@ RUN = {  # the run the tests share (settings() adds its folders and the syntheti
     "data.synthetic_test_examples": TEST_IMAGES, "eval.num_examples": TEST_IMAGES,
     "projector.examples": TEST_IMAGES, "eval.every_secs": 1,
     "train.max_steps": MAX_STEPS, "train.batch_size": 64, "train.seed": 1,
-    "runtime.checkpoint_every_steps": 100, "runtime.summary_every_steps": 1000,
+    "runtime.checkpoint_every_steps": 100, "runtime.checkpoint_min_gap_secs": "null",
+    "runtime.summary_every_steps": 1000,
     "tutorial.initial_learning_rate": 0.05,
 }
 
