@@ -13,7 +13,7 @@ import pytest
 from app.exit_codes import ExitCode
 from tests.harness.environment import REPO_ROOT, app_environment, run_app, settings
 from tests.harness.ports import free_ports
-from tests.integration.test_train_eval import checkpoint_state, event_tags
+from tests.integration.test_train_eval import checkpoint_state, event_tags, scalar_steps
 
 pytestmark = pytest.mark.slow
 
@@ -113,10 +113,7 @@ def test_two_workers_space_their_summaries_alike_by_what_they_cost(tmp_path, job
                 "runtime.checkpoint_every_steps": "null"}
     job = job_factory(tmp_path, **{"train.max_steps": 120, **widening})
     assert job.wait(timeout=600) == [ExitCode.DONE] * 2, job.output(0) + job.output(1)
-    accumulator = event_accumulator.EventAccumulator(
-        str(tmp_path / "train" / "default"), size_guidance={event_accumulator.TENSORS: 0})
-    accumulator.Reload()
-    steps = [event.step for event in accumulator.Tensors("total_loss")]
+    steps = scalar_steps(tmp_path / "train" / "default", "total_loss")
     # Step 0 (which traces), then 5, 10, 20, 40, 80 as each measured cost doubles the spacing,
     # and the last step.
     assert steps == [0, 5, 10, 20, 40, 80, 119], steps
