@@ -224,7 +224,7 @@ class RuntimeConfig:
         extra time and doubles the spacing (at most once a summary) until it fits, or halves it
         back. A summary step costs about the same extra time at any pace (bench/summary_cost.py:
         ~20 ms on a CPU beside a 100 ms step, 40x a GPU's 0.5 ms step): counted in steps alone,
-        summaries would take 1% of a CPU's time and 30% of a GPU's. 2% keeps them within 3% of
+        summaries would take ~0.2% of a CPU's time and ~30% of a GPU's. 2% keeps them within 3% of
         the time, noise and the steps before the first measurement included.""")
     log_every_secs: float = _field(15.0, exclusive_minimum=0.0, doc="""
         Print a progress line (and write the throughput curve and progress.json) every this many
