@@ -58,6 +58,18 @@ RENAMED_VALUES = {"train.model": {"cnn": "tutorial", "resnet": "fast"}}
 # Since 2026-12-03: 0 means off or none wherever a key takes it, and "the appliance decides" is
 # `auto`. These keys wrote it 0 before; an old 0 there is still read as auto.
 ZERO_MEANT_AUTO = frozenset({"runtime.threads", "runtime.steps_per_call", "eval.threads"})
+# Since 2026-12-04: a trainer's cadence is a number > 0, and a trigger that is off is null. These
+# keys wrote off as 0 before; an old 0 there is still read as null.
+ZERO_MEANT_OFF = frozenset({"runtime.checkpoint_every_steps", "runtime.checkpoint_every_secs"})
+# Since 2026-12-04: keys read as before whose meaning or default changed, with what the warning
+# says about it, given where a user sets one (its default says nothing). Progress lines are timed
+# by runtime.log_every_secs now; counted in steps they flooded the log at a GPU's pace.
+CHANGED_MEANING = {
+    "runtime.log_every_steps": (
+        "progress lines are printed every runtime.log_every_secs now, not every 10 steps: set "
+        "that instead; log_every_steps N still prints a line after each call that crosses a "
+        "multiple of N (it no longer ends a call), in this release only"),
+}
 
 
 def section_named_now(section: str) -> str:
@@ -67,8 +79,9 @@ def section_named_now(section: str) -> str:
 
 def as_written_now(layer: dict) -> dict:
     """The layer of settings ({section: {key: Setting}}) with each renamed key under its new name
-    and value, and each old 0 that meant auto as auto, after one warning line for each. A key set
-    under both its names in one layer is a ConfigError."""
+    and value, each old 0 that meant auto as auto and each that meant off as null, after one
+    warning line for each (which also says what changed in a key's meaning). A key set under both
+    its names in one layer is a ConfigError."""
     # Here, not at the top: see the module's docstring.
     from app.config import sources
 
@@ -76,13 +89,9 @@ def as_written_now(layer: dict) -> dict:
     for section, settings in layer.items():
         for key, setting in settings.items():
             old, new = f"{section}.{key}", _key_named_now(section, key)
-            zero_meant_auto = new in ZERO_MEANT_AUTO and _is_zero(setting.value)
-            if new != old or zero_meant_auto:
-                value = sources.AUTO if zero_meant_auto else _value_named_now(old, setting.value)
-                setting = sources.Setting(value, setting.origin, setting.text)
-                how = sources.how_to_write(new, value, setting.origin)
-                log.warning(f"{setting.origin}: "
-                            f"{_what_changed(old, new, value if zero_meant_auto else None, how)}")
+            setting, warning = _setting_now(old, new, setting)
+            if warning:
+                log.warning(f"{setting.origin}: {warning}")
             new_section, new_key = new.split(".", 1)
             if new_key in moved.get(new_section, {}):
                 raise sources.ConfigError(
@@ -90,6 +99,28 @@ def as_written_now(layer: dict) -> dict:
                     f"{moved[new_section][new_key].origin}); keep one")
             moved.setdefault(new_section, {})[new_key] = setting
     return moved
+
+
+def _setting_now(old: str, new: str, setting):
+    """The setting of `old` as `new` takes it now, and the one warning line it is worth (None
+    when it is written as it is now)."""
+    from app.config import sources  # here, not at the top: see the module's docstring
+
+    if _is_zero(setting.value) and new in ZERO_MEANT_AUTO | ZERO_MEANT_OFF:
+        value, zero_text = (sources.AUTO, "auto") if new in ZERO_MEANT_AUTO else (None, "null")
+    else:
+        value, zero_text = _value_named_now(old, setting.value), None
+    meaning = CHANGED_MEANING.get(new) if value is not None else None
+    if new == old and not zero_text and not meaning:
+        return setting, None
+    setting = sources.Setting(value, setting.origin, setting.text)
+    how = sources.how_to_write(new, value, setting.origin)
+    parts = []
+    if new != old or zero_text:
+        parts.append(_what_changed(old, new, zero_text, how))
+    if meaning:
+        parts.append(f"'{new}' still works with a new meaning: {meaning}")
+    return setting, "; ".join(parts)
 
 
 def _key_named_now(section: str, key: str) -> str:
@@ -113,7 +144,7 @@ def _what_changed(old: str, new: str, zero_now: str | None, how: str) -> str:
     """The warning's words; `zero_now` is how an old 0 of the key is written now, if it was one."""
     if new == old:  # only the 0
         return (f"'{new}: 0' is now written '{new}: {zero_now}' (write {how}); 0 still means "
-                f"{zero_now} in this release only")
+                f"{'off' if zero_now == 'null' else zero_now} in this release only")
     also = f", and its 0 is written {zero_now}" if zero_now else ""
     return (f"'{old}' is now called '{new}'{also} (write {how}); the old name still works in "
             f"this release only")

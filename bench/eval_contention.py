@@ -40,7 +40,8 @@ SETTINGS = {
     "data": {"source": "synthetic", "synthetic_train_examples": 10_000,
              "synthetic_test_examples": 10_000},
     "train": {"max_steps": 1_000_000},
-    "runtime": {"checkpoint_every_steps": 100, "log_every_steps": 5},
+    "runtime": {"checkpoint_every_steps": 100, "checkpoint_min_gap_secs": None,
+                "log_every_secs": 0.001},  # a line after every call
     "eval": {"every_secs": 1, "num_examples": 10_000},
 }
 

@@ -105,8 +105,7 @@ def train_and_eval_together(seconds: float, folder: Path) -> dict:
         "data": {"source": "synthetic", "synthetic_train_examples": 50_000,
                  "synthetic_test_examples": 10_000},
         "train": {"max_steps": 10_000_000},
-        "runtime": {"checkpoint_every_steps": 200, "checkpoint_every_secs": 10,
-                    "log_every_steps": 50},
+        "runtime": {"checkpoint_every_steps": 200, "checkpoint_every_secs": 10},
         "eval": {"every_secs": 2, "num_examples": 10_000},
     }
     folder.mkdir(parents=True, exist_ok=True)

@@ -112,9 +112,8 @@ def main() -> int:
             f"paths.train_dir={folder}/train", f"paths.data_dir={folder}/data",
             "data.source=synthetic", f"train.batch_size={arguments.batch_size}",
             # Nothing due for a long while: the loop's calls are as long as it lets them be.
-            "train.max_steps=100000000", "runtime.log_every_steps=1000000",
-            "runtime.summary_every_steps=100000000", "runtime.checkpoint_every_steps=0",
-            "runtime.checkpoint_every_secs=0"], environ={})
+            "train.max_steps=100000000", "runtime.summary_every_steps=100000000",
+            "runtime.checkpoint_every_steps=null", "runtime.checkpoint_every_secs=null"], environ={})
         trainer = Trainer(config, recipe=OneDenseLayer(config))
         figures = measure(trainer, arguments.rounds, arguments.steps)
     print_summary(figures)

@@ -1,8 +1,10 @@
 """Our trainer as its loop runs it, for the benchmarks that time it: `app.train.Trainer`, its
 tf.data pipeline, and its calls: summary steps alone (`train_step`), the other steps several to a
 call (`train_steps`), sized and paced by the loop's own rule (app/train/call_size.py: on a job of
-several workers, the pace agreed over the job). (The loop around the calls also logs and
-checkpoints at its cadence: well under 1% of the time.)"""
+several workers, the pace agreed over the job). Summaries stay every
+runtime.summary_every_steps here: the benchmarks time them at that cadence, not spaced by their
+cost as the trainer's loop spaces them. (The loop around the calls also logs and checkpoints at
+its cadence: well under 1% of the time.)"""
 from __future__ import annotations
 
 import dataclasses
@@ -10,7 +12,7 @@ import time
 
 import tensorflow as tf
 
-from app.train.call_size import CallSizes, summary_due
+from app.train.call_size import CallSizes
 from app.train.trainer import Trainer
 
 
@@ -48,7 +50,7 @@ class OurTrainer:
 
     def _call(self, end: int) -> Call:
         started = time.perf_counter()
-        summary = summary_due(self.config, self.step)
+        summary = self.call_sizes.summary_due(self.step)
         steps = min(self.call_sizes.steps(self.step), end - self.step)
         if steps == 1:
             images, labels = next(self.batches)

@@ -48,7 +48,8 @@ def main() -> int:
             "data.synthetic_test_examples": 1000, "eval.num_examples": 1000,
             "eval.every_secs": 1, "train.recipe": arguments.recipe, "fast.width": 16,
             "train.max_steps": 300, "train.batch_size": 64,
-            "runtime.checkpoint_every_steps": 100}.items()]
+            "runtime.checkpoint_every_steps": 100,
+            "runtime.checkpoint_min_gap_secs": "null"}.items()]
         app("train", settings=settings)
         app("eval", "--until-done", settings=settings)
         images = write_images(root)

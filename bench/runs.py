@@ -50,7 +50,8 @@ SETTINGS = {
     "data": {"source": "synthetic", "synthetic_train_examples": 10_000,
              "synthetic_test_examples": 10_000},
     "train": {"max_steps": 1_000_000},
-    "runtime": {"checkpoint_every_steps": 20, "keep_checkpoints": 20, "log_every_steps": 10},
+    "runtime": {"checkpoint_every_steps": 20, "checkpoint_min_gap_secs": None,
+                "keep_checkpoints": 20},
     # At the tutorial's 0.1 a run on the synthetic set now and then diverges within a few
     # hundred steps, and a diverged trainer leaves eval nothing to do: half of it, for a window
     # in which every trainer surely trains.

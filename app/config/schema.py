@@ -216,18 +216,46 @@ class RuntimeConfig:
         where it measured ~20% slower.""")
     steps_per_call: int | Auto = _field("auto", minimum=1, doc="""
         Steps run in one call to TensorFlow, without a return to Python in between (as Keras'
-        steps_per_execution): auto runs as many as there are before the next log line, summary,
-        checkpoint or max_steps, and at most ~2 s of them, so that a stop is answered at once; N
-        caps that at N (1: one step a call).""")
-    checkpoint_every_steps: int = _field(1000, minimum=0, doc="""
-        Save a checkpoint every this many steps and/or seconds (0 turns either trigger off).""")
-    checkpoint_every_secs: float = _field(600.0, minimum=0.0)
+        steps_per_execution): auto runs as many as there are before the next summary step,
+        checkpoint by steps or max_steps, and at most ~2 s of them, so that a stop is answered at
+        once; N caps that at N (1: one step a call). A progress line never ends a call.""")
+    # The cadences below hold at any pace, from a GPU's 0.3 ms step to a CPU's 300 ms one: each
+    # counted in steps has a bound in seconds beside it. Each is a number > 0; null turns off
+    # what takes it.
+    checkpoint_every_steps: int | None = _field(1000, exclusive_minimum=0, doc="""
+        Save a checkpoint every this many steps and/or seconds (null turns either trigger off);
+        the trainer also saves at max_steps and on a stop. Eval evaluates each checkpoint it
+        finds: the steps give it a curve on a slow machine, the seconds on a fast one.""")
+    checkpoint_every_secs: float | None = _field(600.0, exclusive_minimum=0.0)
+    checkpoint_min_gap_secs: float | None = _field(5.0, exclusive_minimum=0.0, doc="""
+        No save by checkpoint_every_steps sooner than this after the last save (null: no gap).
+        On a GPU 1000 steps take ~0.5 s: without it the trainer would save twice a second and
+        rotate checkpoints away faster than eval reads them; 5 s keeps saves (~30 ms each) under
+        1% of the time. The save by seconds, at max_steps and on a stop are never held back.""")
     keep_checkpoints: int = _field(5, minimum=1, doc="""
         Checkpoints kept on disk; older ones are rotated away.""")
-    summary_every_steps: int = _field(100, minimum=1, doc="""
-        Write summaries (histograms, images, losses) every this many steps.""")
-    log_every_steps: int = _field(10, minimum=1, doc="""
-        Print a progress line every this many steps.""")
+    summary_every_steps: int = _field(100, exclusive_minimum=0, doc="""
+        Write summaries (histograms, images, losses) at most every this many steps, on a grid of
+        this many x 1, 2, 4, ... steps that summary_max_share widens, and at the last step, so
+        that every curve reaches the end of the run.""")
+    summary_max_share: float | None = _field(0.02, exclusive_minimum=0.0, maximum=1.0, doc="""
+        The most of the training time that summary steps may take beyond a plain step (null: no
+        limit, summaries every summary_every_steps). The trainer measures each summary step's
+        extra time and doubles the spacing (at most once a summary) until it fits, or halves it
+        back. A summary step costs about the same extra time at any pace (bench/summary_cost.py:
+        ~20 ms on a CPU beside a 100 ms step, 40x a GPU's 0.5 ms step): counted in steps alone,
+        summaries would take ~0.2% of a CPU's time and ~30% of a GPU's. 2% keeps them within 3% of
+        the time, noise and the steps before the first measurement included.""")
+    log_every_secs: float = _field(15.0, exclusive_minimum=0.0, doc="""
+        Print a progress line (and write the throughput curve and progress.json) every this many
+        seconds, whatever the pace; also after the first call (the run is going) and at the end
+        (max_steps or a stop). 15 s: four lines a minute, which a person reads as they come and a
+        day-long run keeps in ~6,000 lines; a stalled run shows within 15 s. (Counted in steps,
+        the old cadence printed 180 lines a second on a GPU and one a minute at batch 1024 on a
+        CPU.)""")
+    log_every_steps: int | None = _field(None, exclusive_minimum=0, doc="""
+        The old cadence, still read: a line after each call that crosses a multiple of this many
+        steps, instead of log_every_secs (null: by seconds). It no longer ends a call.""")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,15 +1,22 @@
-"""How many steps one call to TensorFlow runs (the trainer's `train_steps`), told once: for the
-trainer's loop and for the benchmarks that time it.
+"""How many steps one call to TensorFlow runs (the trainer's `train_steps`), and the measured
+figures that size it, told once: for the trainer's loop and for the benchmarks that time it.
 
-A call runs up to the next step at which something is due (a log line, a summary step, which runs
-alone, a checkpoint, max_steps), at most runtime.steps_per_call, and at most as many steps as fit in
-MAX_SECS_PER_CALL at the pace of the plain steps timed so far. On a job of several workers that
-pace is the mean over the job: each step is a collective all-reduce, so a worker running more
-steps a call than another would wait for it forever.
+A call runs up to the next step at which something is due (a summary step, which runs alone, a
+checkpoint by steps, max_steps), at most runtime.steps_per_call, and at most as many steps as fit
+in MAX_SECS_PER_CALL at the pace of the plain steps timed so far. A progress line never ends a
+call: it is printed after the call that reaches its time.
+
+On a job of several workers the figures are means over the job: each step is a collective
+all-reduce, so a worker running more steps a call than another would wait for it forever, and a
+worker that took another step for a summary step would run another graph. So the pace, and a
+summary step's time, which the summaries' spacing is chosen from (app/train/cadence.py), are
+agreed the same way.
 """
 from __future__ import annotations
 
 import tensorflow as tf
+
+from app.train import cadence
 
 # The longest a call of several steps may last. A stop request (docker stop's SIGTERM) is answered
 # after the call in flight, then the checkpoint is saved: this keeps that well inside docker's
@@ -18,29 +25,50 @@ MAX_SECS_PER_CALL = 2.0
 
 
 class CallSizes:
-    """The size of each call of one training loop, and the pace that sizes them."""
+    """The size of each call of one training loop, the pace that sizes them and the spacing of
+    its summary steps."""
 
     def __init__(self, config, strategy: tf.distribute.Strategy):
         """`config`: the run's; `strategy`: the trainer's."""
         self.config = config
         self.strategy = strategy
         self.secs_per_step: float | None = None  # none before a call of plain steps is timed
+        self.summary_spacing = config.runtime.summary_every_steps
+
+    def summary_due(self, step: int) -> bool:
+        """Whether the step that starts at `step` writes summaries (the same on every worker)."""
+        return cadence.summary_due(step, self.summary_spacing, self.config.train.max_steps)
 
     def steps(self, step: int) -> int:
         """How many steps the call that starts at `step` runs: a summary step alone, plain steps
         as steps_to_run says at the agreed pace."""
-        if summary_due(self.config, step):
+        if self.summary_due(step):
             return 1
-        return steps_to_run(self.config, step, self.secs_per_step)
+        return steps_to_run(self.config, step, self.secs_per_step, self.summary_spacing)
 
     def timed(self, steps: int, seconds: float) -> None:
         """Takes a call of `steps` plain steps that lasted `seconds` as the pace for the next
         calls: its own on one worker, the mean over the job on several. Every worker of a job
         must call it after the same calls (it is a collective)."""
-        secs_per_step = seconds / steps
+        self.secs_per_step = self._agreed(seconds / steps)
+
+    def timed_summary(self, seconds: float) -> float | None:
+        """Takes a summary step that lasted `seconds` (the mean over the job) as what summaries
+        cost, spaces the next ones by it, and returns its extra time over a plain step (None
+        before a pace is timed). A collective too: every worker calls it after the same summary
+        steps, which they agree on because they space them by the same figures."""
+        seconds = self._agreed(seconds)
+        if self.secs_per_step is None:
+            return None
+        extra = max(0.0, seconds - self.secs_per_step)
+        self.summary_spacing = cadence.summary_spacing(
+            self.config.runtime, self.summary_spacing, extra, self.secs_per_step)
+        return extra
+
+    def _agreed(self, value: float) -> float:
         if isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy):
-            secs_per_step = float(self._mean_over_workers(tf.constant(secs_per_step, tf.float32)))
-        self.secs_per_step = secs_per_step
+            return float(self._mean_over_workers(tf.constant(value, tf.float32)))
+        return value
 
     @tf.function
     def _mean_over_workers(self, value):
@@ -48,22 +76,18 @@ class CallSizes:
         return self.strategy.reduce(tf.distribute.ReduceOp.MEAN, per_replica, axis=None)
 
 
-def summary_due(config, step: int) -> bool:
-    """Whether the step that starts at `step` writes summaries: every
-    runtime.summary_every_steps, and the last, so that every curve reaches the end of the run."""
-    return (step % config.runtime.summary_every_steps == 0
-            or step + 1 == config.train.max_steps)
-
-
-def steps_to_run(config, step: int, secs_per_step: float | None) -> int:
+def steps_to_run(config, step: int, secs_per_step: float | None,
+                 summary_spacing: int | None = None) -> int:
     """How many plain steps the call that starts at `step` runs: up to the next step at which
-    something is due (a log line, a summary step, which runs alone, a checkpoint, max_steps), at
-    most runtime.steps_per_call (auto: no cap of its own), and at most as many as fit in
-    MAX_SECS_PER_CALL at the pace measured so far (one, before there is a pace)."""
+    something is due (a summary step, which runs alone, on the grid of `summary_spacing`,
+    runtime.summary_every_steps unless given; a checkpoint by steps; max_steps), at most
+    runtime.steps_per_call (auto: no cap of its own), and at most as many as fit in
+    MAX_SECS_PER_CALL at the pace measured so far (one, before there is a pace). Progress lines
+    are not due at a step: they never end a call."""
     max_steps, runtime = config.train.max_steps, config.runtime
-    due = [max_steps, _next_multiple(step, runtime.log_every_steps),
-           _next_multiple(step, runtime.summary_every_steps), max_steps - 1]
-    if runtime.checkpoint_every_steps:
+    spacing = summary_spacing or runtime.summary_every_steps
+    due = [max_steps, _next_multiple(step, spacing), max_steps - 1]
+    if runtime.checkpoint_every_steps is not None:
         due.append(_next_multiple(step, runtime.checkpoint_every_steps))
     steps = min(boundary for boundary in due if boundary > step) - step
     if runtime.steps_per_call != "auto":

@@ -2,8 +2,8 @@
 
     build    the strategy, the recipe's model and optimizer, the weight averages, the pipeline
     restore  the newest checkpoint that fits, if there is one
-    loop     steps until train.max_steps or a stop signal, with summaries, log lines and
-             checkpoints at their cadence
+    loop     steps until train.max_steps or a stop signal, with progress lines, summaries and
+             checkpoints at their cadences (app/train/cadence.py), which hold at any pace
     save     a last checkpoint at the step reached
 
 One step: augmented batch -> model -> the recipe's loss -> an optimizer step on the recipe's
@@ -13,11 +13,20 @@ counter, saved in every checkpoint, so a restart continues the schedule where it
 Steps run several to a call where nothing has to happen between them (`train_steps`: a loop in
 the graph, which draws its batches from the pipeline itself): on a GPU the tutorial CNN's step is a
 fraction of a millisecond, and one Python round trip per step would set the speed, as Keras'
-steps_per_execution knows. A call ends where something is due (the next log line, summary step,
-checkpoint or max_steps) and lasts at most MAX_SECS_PER_CALL, which bounds how long a stop request
+steps_per_execution knows. A call ends where something is due (the next summary step, checkpoint
+by steps or max_steps) and lasts at most MAX_SECS_PER_CALL, which bounds how long a stop request
 waits (runtime.steps_per_call caps or sets the number). Summary steps run one at a time. The rule
 is app/train/call_size.py's, told once for the trainer and the benchmarks that time it.
-Checkpoints (app/volume/checkpoints.py) are written every `runtime.checkpoint_every_steps` and/or
+
+Each call is timed: plain calls give the pace that sizes the next calls; a summary step's time
+less that pace is what summaries cost, which spaces them (runtime.summary_max_share). On a job of
+several workers both are means over the job, so that every worker runs the same calls. The first
+call, and a process's first summary step, trace their graphs and are not timed.
+
+A progress line comes after the first call, after the call that reaches runtime.log_every_secs
+since the last one, and at the end (max_steps or a stop); it says what share of the time the
+summaries took. Checkpoints (app/volume/checkpoints.py) are written every
+`runtime.checkpoint_every_steps` (at least `checkpoint_min_gap_secs` apart) and/or
 `runtime.checkpoint_every_secs`, on SIGTERM/SIGINT (after the step in flight) and at max_steps.
 
 Everything goes into the run's folder, <train_dir>/<paths.run> (app/volume/runs.py), whose lock this
@@ -38,7 +47,8 @@ from app.volume import checkpoints, disk_space, layout, runs
 from app.data import cifar10, pipeline
 from app.runtime import devices, process_end
 from app.train import distribution
-from app.train.call_size import CallSizes, summary_due
+from app.train import cadence
+from app.train.call_size import CallSizes
 from app.tensorboard import hparams, summaries
 from app.model import recipes
 from app.model.averages import MovingAverages
@@ -116,6 +126,7 @@ class Trainer:
         self.saver = checkpoints.Saver(self.checkpoint, self.output.path,
                                         runtime.keep_checkpoints)
         self.stop_requested = False
+        self.summary_traced = False  # whether this process ran a summary step yet
         self.writer = self._with_room_on_disk(
             lambda: tf.summary.create_file_writer(str(self.output.path)), "open its event file")
 
@@ -227,47 +238,53 @@ class Trainer:
         """Trains from `step` until max_steps or a stop request; returns the step reached."""
         train, runtime = self.config.train, self.config.runtime
         # Kept beyond the loop: deleting it can take a minute (see _exit_without_teardown).
-        batches = self.batches = iter(self.dataset)
-        last_save_time = time.monotonic()
-        last_log_time, last_log_step = time.monotonic(), step
-        calls_since_log = 0
-        first_call = True
+        self.batches = iter(self.dataset)
+        loop_started = last_save_time = last_line_time = time.monotonic()
+        last_line_step, line_from_step, loop_from_step, calls = None, step, step, 0
+        self.summary_share = cadence.SummaryShare()
         call_sizes = CallSizes(self.config, self.strategy)
         while step < train.max_steps and not self.stop_requested:
-            summary = summary_due(self.config, step)
-            steps = call_sizes.steps(step)  # one on the first call: no pace is timed yet
-            started = time.monotonic()
-            if steps == 1:
-                if first_call:  # once per process: later traces of the same graph export empty
-                    tf.summary.trace_on(graph=True)
-                images, labels = next(batches)
-                loss = self._run(step, lambda: self.train_step(
-                    images, labels, write_summaries=summary))
-                if first_call:
-                    tf.summary.trace_export(name="train_step", step=step)
-            else:
-                loss = self._run(step, lambda: self.train_steps(batches, tf.constant(steps)))
-            if not (first_call or summary):  # the first call traces, a summary step writes
-                call_sizes.timed(steps, time.monotonic() - started)
-            first_call = False
+            steps, loss = self._call(step, call_sizes, first_call=calls == 0)
             step += steps
-            calls_since_log += 1
-
-            if step % runtime.log_every_steps == 0 or step == train.max_steps:
-                now = time.monotonic()
-                steps_since_log = max(1, step - last_log_step)
-                self._log_progress(step, loss, (now - last_log_time) / steps_since_log,
-                                   steps_since_log / calls_since_log)
-                last_log_time, last_log_step, calls_since_log = now, step, 0
-
-            due_by_steps = (runtime.checkpoint_every_steps
-                            and step % runtime.checkpoint_every_steps == 0)
-            due_by_time = (runtime.checkpoint_every_secs
-                           and time.monotonic() - last_save_time >= runtime.checkpoint_every_secs)
-            if due_by_steps or due_by_time:
+            calls += 1
+            now = time.monotonic()
+            self.summary_share.loop_secs = now - loop_started
+            if (self.stop_requested or cadence.progress_line_due(
+                    runtime, step, train.max_steps, last_line_step, now - last_line_time)):
+                sec_per_batch = (now - last_line_time) / max(1, step - line_from_step)
+                self._log_progress(step, loss, sec_per_batch, (step - loop_from_step) / calls)
+                last_line_time, last_line_step, line_from_step = now, step, step
+            if cadence.checkpoint_due(runtime, step, now - last_save_time):
                 self._save(step)
                 last_save_time = time.monotonic()
         return step
+
+    def _call(self, step: int, call_sizes: CallSizes, first_call: bool):
+        """One call from `step`: a summary step alone, or as many plain steps as call_sizes says;
+        times it for call_sizes. Returns the steps it ran and the last one's loss."""
+        summary = call_sizes.summary_due(step)
+        steps = call_sizes.steps(step)  # one on the first call: no pace is timed yet
+        started = time.monotonic()
+        if steps == 1:
+            if first_call:  # once per process: later traces of the same graph export empty
+                tf.summary.trace_on(graph=True)
+            images, labels = next(self.batches)
+            loss = self._run(step, lambda: self.train_step(
+                images, labels, write_summaries=summary))
+            if first_call:
+                tf.summary.trace_export(name="train_step", step=step)
+        else:
+            loss = self._run(step, lambda: self.train_steps(self.batches, tf.constant(steps)))
+        seconds = time.monotonic() - started
+        # The first call traces its graph, and so does a process's first summary step: their
+        # times are no pace.
+        traced = first_call or (summary and not self.summary_traced)
+        self.summary_traced = self.summary_traced or summary
+        if summary and not traced:
+            self.summary_share.add(call_sizes.timed_summary(seconds))
+        elif not traced:
+            call_sizes.timed(steps, seconds)
+        return steps, loss
 
     def _run(self, step: int, call):
         """call(), one or several steps from `step`, its errors said in the user's words."""
@@ -297,14 +314,16 @@ class Trainer:
         examples_per_sec = self.global_batch_size / sec_per_batch
         eta = duration((max_steps - step) * sec_per_batch)
         replicas = f"{self.replicas} replicas; " if self.replicas > 1 else ""
+        share = self.summary_share.share
+        summaries_share = f"; summaries {share:.1%} of time" if share is not None else ""
         log.info(f"step {step}/{max_steps}, loss = {float(loss):.2f} "
                  f"({examples_per_sec:.1f} examples/sec; {sec_per_batch:.3f} sec/batch; "
-                 f"{replicas}eta {eta})")
+                 f"{replicas}eta {eta}{summaries_share})")
         summaries.write_throughput(step, examples_per_sec, sec_per_batch, self.replicas)
         if self.output.chief:  # a view for eval and report: a full disk must not stop training
             with contextlib.suppress(OSError):
                 runs.write_progress(self.run_folder, step, max_steps, examples_per_sec,
-                                    sec_per_batch, steps_per_call)
+                                    sec_per_batch, steps_per_call, share)
 
     def _save(self, step: int) -> None:
         if self.saver.has_saved(step):

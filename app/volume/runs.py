@@ -121,12 +121,15 @@ def read_record(run_folder: Path) -> dict | None:
 
 
 def write_progress(run_folder: Path, step: int, max_steps: int, examples_per_sec: float,
-                   sec_per_batch: float, steps_per_call: float) -> None:
-    """Where the trainer is, at its last log line: steps_per_call is how many steps its calls
-    into the graph ran on average since the log line before."""
+                   sec_per_batch: float, steps_per_call: float,
+                   summary_share: float | None = None) -> None:
+    """Where the trainer is, at its last progress line: steps_per_call is how many steps its calls
+    into the graph ran on average since it started, summary_share the part of its time its summary
+    steps took beyond a plain step's (null before one was measured)."""
     write_text_atomically(run_folder / layout.PROGRESS_FILE, json.dumps({
         "step": step, "max_steps": max_steps, "examples_per_sec": round(examples_per_sec, 1),
         "sec_per_batch": round(sec_per_batch, 4), "steps_per_call": round(steps_per_call, 1),
+        "summary_share": None if summary_share is None else round(summary_share, 4),
         "updated_at": time.time()}) + "\n")
 
 

@@ -24,7 +24,8 @@ RUN = {  # the run's keys (settings() adds its folders and the synthetic set)
     "data.synthetic_train_examples": 5000, "data.synthetic_test_examples": TEST_IMAGES,
     "train.max_steps": MAX_STEPS, "train.batch_size": 64, "train.seed": 1,
     "tutorial.initial_learning_rate": 0.05,
-    "runtime.checkpoint_every_steps": 100, "runtime.summary_every_steps": 1000,
+    "runtime.checkpoint_every_steps": 100, "runtime.checkpoint_min_gap_secs": "null",
+    "runtime.summary_every_steps": 1000,
     "eval.num_examples": TEST_IMAGES, "eval.every_secs": 1,
     "projector.examples": TEST_IMAGES, "projector.every_evals": 1,
 }

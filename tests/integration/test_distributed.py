@@ -13,15 +13,16 @@ import pytest
 from app.exit_codes import ExitCode
 from tests.harness.environment import REPO_ROOT, app_environment, run_app, settings
 from tests.harness.ports import free_ports
-from tests.integration.test_train_eval import checkpoint_state, event_tags
+from tests.integration.test_train_eval import checkpoint_state, event_tags, scalar_steps
 
 pytestmark = pytest.mark.slow
 
 
 SMALL_RUN = {  # settings() adds its folders and the synthetic set
     "data.synthetic_train_examples": 2000, "data.synthetic_test_examples": 200,
-    "eval.num_examples": 200, "train.batch_size": 32, "runtime.log_every_steps": 10,
-    "runtime.checkpoint_every_steps": 20, "runtime.summary_every_steps": 20,
+    "eval.num_examples": 200, "train.batch_size": 32,
+    "runtime.checkpoint_every_steps": 20, "runtime.checkpoint_min_gap_secs": "null",
+    "runtime.summary_every_steps": 20, "runtime.summary_max_share": "null",
 }
 
 
@@ -91,7 +92,7 @@ def test_two_workers_train_together_and_only_the_chief_writes(tmp_path, job_fact
     # Nothing is due before max_steps, so the pace alone sizes the calls: each worker measures
     # its own, and the two must still run the same number of steps a call (each step is a
     # collective), or both wait for each other forever.
-    nothing_due = {"runtime.log_every_steps": 1000, "runtime.summary_every_steps": 1000,
+    nothing_due = {"runtime.summary_every_steps": 1000,
                    "runtime.checkpoint_every_steps": 1000}
     job = job_factory(tmp_path, **{"train.max_steps": 120, **nothing_due})
     assert job.wait(timeout=600) == [ExitCode.DONE] * 2, job.output(0) + job.output(1)
@@ -102,6 +103,20 @@ def test_two_workers_train_together_and_only_the_chief_writes(tmp_path, job_fact
     assert len(list((tmp_path / "train" / "default").glob("events.out.tfevents.*"))) == 1
     # The non-chief worker saved into a folder of its own, and removed it at the end.
     assert not list(job.temporary.glob("cifar10-worker-*"))
+
+
+def test_two_workers_space_their_summaries_alike_by_what_they_cost(tmp_path, job_factory):
+    # A share so small that every summary step's measured cost widens the spacing: each worker
+    # measures its own, and the two must still run the same summary steps (a summary step is
+    # another graph, with collectives of its own), or both wait for each other forever.
+    widening = {"runtime.summary_every_steps": 5, "runtime.summary_max_share": 0.0001,
+                "runtime.checkpoint_every_steps": "null"}
+    job = job_factory(tmp_path, **{"train.max_steps": 120, **widening})
+    assert job.wait(timeout=600) == [ExitCode.DONE] * 2, job.output(0) + job.output(1)
+    steps = scalar_steps(tmp_path / "train" / "default", "total_loss")
+    # Step 0 (which traces), then 5, 10, 20, 40, 80 as each measured cost doubles the spacing,
+    # and the last step.
+    assert steps == [0, 5, 10, 20, 40, 80, 119], steps
 
 
 def test_a_killed_worker_fails_the_job_fast_and_both_resume(tmp_path, job_factory):

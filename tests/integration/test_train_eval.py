@@ -23,13 +23,17 @@ from tests.harness.environment import REPO_ROOT, app_environment, run_app, setti
 
 MAX_STEPS = 300
 LOG_LINE = re.compile(r"^step (\d+)/(\d+), loss = (\d+\.\d\d) \((\d+\.\d) examples/sec; "
-                      r"(\d+\.\d{3}) sec/batch; eta (\d+h\d\dm|\d+m\d\ds)\)$", re.MULTILINE)
+                      r"(\d+\.\d{3}) sec/batch; eta (\d+h\d\dm|\d+m\d\ds)"
+                      r"(?:; summaries (\d+\.\d)% of time)?\)$", re.MULTILINE)
 
 
 RUN = {  # the run the tests share (settings() adds its folders and the synthetic set)
     "data.synthetic_train_examples": 5000, "data.synthetic_test_examples": 1000,
-    "train.max_steps": MAX_STEPS, "train.batch_size": 64, "runtime.log_every_steps": 25,
-    "runtime.checkpoint_every_steps": 100, "runtime.summary_every_steps": 50,
+    "train.max_steps": MAX_STEPS, "train.batch_size": 64, "runtime.log_every_secs": 1,
+    # Saves and summaries at exactly their steps, which the tests count: no gap between saves,
+    # no widening of the summaries' spacing by their cost.
+    "runtime.checkpoint_every_steps": 100, "runtime.checkpoint_min_gap_secs": "null",
+    "runtime.summary_every_steps": 50, "runtime.summary_max_share": "null",
     "train.seed": 1, "eval.num_examples": 1000, "eval.every_secs": 1,
     # Half the tutorial's 0.1: at batch 64 (half its 128) the tutorial's rate sometimes
     # overshoots in the first hundred steps, and this run must learn every time.
@@ -71,10 +75,15 @@ def trained(tmp_path_factory):
 def test_log_lines_show_progress_and_the_loss_falls(trained):
     _, train_log, _ = trained
     lines = LOG_LINE.findall(train_log)
-    assert [int(step) for step, *_ in lines] == list(range(25, MAX_STEPS + 1, 25))
+    steps = [int(step) for step, *_ in lines]
+    # A line after the first call (one step), one a second, and one at the end.
+    assert steps[0] == 1 and steps[-1] == MAX_STEPS, steps
+    assert steps == sorted(set(steps)), steps
     assert all(total == str(MAX_STEPS) for _, total, *_ in lines)
     losses = [float(loss) for _, _, loss, *_ in lines]
-    assert sum(losses[-3:]) / 3 < 0.8 * sum(losses[:3]) / 3, losses
+    assert losses[-1] < 0.8 * losses[0], losses
+    # The summaries' share, once one summary step (after step 0's, which traces) was measured.
+    assert lines[-1][-1], lines[-1]
     assert "no checkpoint in" in train_log and f"reached train.max_steps = {MAX_STEPS}" in train_log
 
 
@@ -134,7 +143,7 @@ def test_restart_resumes_and_eval_catches_up_on_the_newer_checkpoints(trained, t
     more = run_app("train", *settings(root, RUN, **{"train.max_steps": 350}), timeout=600)
     assert more.returncode == ExitCode.DONE, more.stderr
     assert "resumed from model.ckpt-300" in more.stdout
-    assert LOG_LINE.findall(more.stdout)[0][0] == "325"
+    assert LOG_LINE.findall(more.stdout)[0][0] == "301"  # the first call of the resumed run
     assert checkpoint_state(root / "train" / "default") == "model.ckpt-350"
 
     # Eval has seen 300: the watcher evaluates what is newer and stops at max_steps; the older
@@ -167,7 +176,7 @@ def test_sigterm_saves_the_step_reached_and_exits_0(trained, tmp_path):
     shutil.copytree(trained[0], root)
     trainer = subprocess.Popen(
         [sys.executable, "-m", "app", "train",
-         *settings(root, RUN, **{"train.max_steps": 100_000, "runtime.log_every_steps": 5})],
+         *settings(root, RUN, **{"train.max_steps": 100_000})],
         cwd=REPO_ROOT, env=app_environment(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True)
     try:
@@ -205,8 +214,26 @@ def test_nan_loss_stops_with_exit_3_and_keeps_the_last_good_checkpoint(trained, 
 def test_the_trainer_runs_several_steps_per_call_between_its_log_lines(trained):
     root, train_log, _ = trained
     progress = json.loads((root / "train" / "default" / "progress.json").read_text())
-    # Log lines every 25 steps, summaries every 50, checkpoints every 100: between two log lines
-    # the trainer makes one call of 24 steps after a summary step, or one of 25 (fewer only when
-    # 2 s of training would not fit in a call).
+    # Summaries every 50 steps, checkpoints every 100, progress lines by time (which end no
+    # call): after each summary step the trainer makes one call of 49 steps (fewer only when 2 s
+    # of training would not fit in a call).
     assert progress["step"] == MAX_STEPS
     assert progress["steps_per_call"] >= 5, progress
+    assert 0 <= progress["summary_share"] < 1, progress
+
+
+def test_summaries_costly_beside_a_step_are_spaced_wider_on_their_grid_and_end_the_run(tmp_path):
+    # At batch 1 a summary step costs about one plain step more (bench/summary_cost.py): every
+    # 10 steps that is ~9% of the time, which the trainer's 2% spaces out to every 80 or so.
+    run = {"data.synthetic_train_examples": 1000, "data.synthetic_test_examples": 100,
+           "eval.num_examples": 100, "train.batch_size": 1, "train.max_steps": 400,
+           "runtime.summary_every_steps": 10, "runtime.summary_max_share": 0.02,
+           "runtime.checkpoint_every_steps": "null"}
+    train = run_app("train", *settings(tmp_path, run), timeout=600)
+    assert train.returncode == ExitCode.DONE, train.stdout + train.stderr
+    steps = scalar_steps(tmp_path / "train" / "default", "total_loss")
+    assert steps[0] == 0 and steps[-1] == 399, steps  # every curve reaches the end of the run
+    assert all(step % 10 == 0 for step in steps[:-1]), steps
+    assert len(steps) < 400 // 10 // 2, steps  # not every 10 steps: wider
+    last_line = LOG_LINE.findall(train.stdout)[-1]
+    assert last_line[0] == "400" and last_line[-1], last_line  # saying the summaries' share

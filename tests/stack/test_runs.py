@@ -41,7 +41,7 @@ RELOAD_INTERVAL_SECS = 2
 RUNS_CONFIG = small_config(train={"max_steps": MAX_STEPS},
                            runtime={"checkpoint_every_steps": CHECKPOINT_EVERY,
                                     "keep_checkpoints": 10, "summary_every_steps": 20,
-                                    "log_every_steps": 1},
+                                    "log_every_secs": 0.001},
                            eval={"every_secs": 1},
                            tensorboard={"reload_every_secs": RELOAD_INTERVAL_SECS})
 SECOND_RUN = "lr-0.05"

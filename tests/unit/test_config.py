@@ -50,7 +50,7 @@ def test_layers_apply_in_order_file_then_environment_then_set(tmp_path):
     assert resolved.train.max_steps == 30
     assert resolved.train.batch_size == 32
     assert resolved.data.source == "synthetic"
-    assert resolved.runtime.log_every_steps == 10  # untouched defaults stay
+    assert resolved.runtime.log_every_secs == 15.0  # untouched defaults stay
 
 
 def test_config_file_from_environment_variable(tmp_path):
@@ -324,6 +324,66 @@ def test_an_old_zero_that_meant_auto_is_read_as_auto_with_one_line_saying_so(
     assert getattr(getattr(load(tmp_path, overrides=[override]), section), name) == "auto"
     [warning] = [record.getMessage() for record in caplog.records]
     assert expected_warning in warning
+
+
+BAD_CADENCES = [
+    # (the --set, what the error says)
+    ("runtime.log_every_secs=0", "runtime.log_every_secs: expected a number > 0.0, got 0.0"),
+    ("runtime.summary_every_steps=-5",
+     "runtime.summary_every_steps: expected a whole number > 0, got -5"),
+    ("runtime.summary_max_share=often",
+     "runtime.summary_max_share: expected a number, got 'often'"),
+    ("runtime.checkpoint_min_gap_secs=-1",
+     "runtime.checkpoint_min_gap_secs: expected a number > 0.0, got -1.0"),
+    ("runtime.log_every_steps=0", "runtime.log_every_steps: expected a whole number > 0, got 0"),
+]
+
+
+@pytest.mark.parametrize("override, error", BAD_CADENCES, ids=[case[0] for case in BAD_CADENCES])
+def test_a_cadence_that_is_zero_negative_or_no_number_exits_2_naming_the_key(
+        tmp_path, override, error):
+    train_dir = tmp_path / "train"
+    result = run_app("check-config", "--set", f"paths.train_dir={train_dir}", "--set", override,
+                     timeout=60)
+    assert result.returncode == ExitCode.BAD_INPUT
+    assert f"config error: --set {override}: {error}" in result.stderr
+    assert not train_dir.exists()
+
+
+def test_the_default_cadences_hold_at_any_pace_and_say_nothing(tmp_path, caplog):
+    runtime = load(tmp_path).runtime
+    assert (runtime.log_every_secs, runtime.log_every_steps) == (15.0, None)
+    assert (runtime.summary_every_steps, runtime.summary_max_share) == (100, 0.02)
+    assert (runtime.checkpoint_every_steps, runtime.checkpoint_every_secs,
+            runtime.checkpoint_min_gap_secs) == (1000, 600.0, 5.0)
+    assert not caplog.records
+
+
+def test_a_checkpoint_trigger_is_off_as_null_and_an_old_0_still_turns_it_off_saying_so(
+        tmp_path, caplog):
+    assert load(tmp_path, overrides=["runtime.checkpoint_every_secs=null"]
+                ).runtime.checkpoint_every_secs is None
+    assert not caplog.records
+    resolved = load(tmp_path, "runtime:\n  checkpoint_every_steps: 0\n")
+    assert resolved.runtime.checkpoint_every_steps is None
+    [warning] = [record.getMessage() for record in caplog.records]
+    assert warning.endswith("'runtime.checkpoint_every_steps: 0' is now written "
+                            "'runtime.checkpoint_every_steps: null' (write "
+                            "'checkpoint_every_steps: null' under 'runtime:'); 0 still means off "
+                            "in this release only")
+
+
+def test_log_every_steps_still_prints_by_steps_with_one_line_saying_log_every_secs_is_the_way(
+        tmp_path):
+    result = run_app("check-config", "--set", f"paths.train_dir={tmp_path / 'train'}",
+                     "--set", "train.log_every_steps=50", timeout=60)
+    assert result.returncode == ExitCode.DONE, result.stderr
+    assert yaml.safe_load(result.stdout)["runtime"]["log_every_steps"] == 50
+    [warning] = [line for line in result.stderr.splitlines() if "log_every_steps" in line]
+    assert "'train.log_every_steps' is now called 'runtime.log_every_steps'" in warning
+    assert ("'runtime.log_every_steps' still works with a new meaning: progress lines are "
+            "printed every runtime.log_every_secs now, not every 10 steps: set that instead"
+            ) in warning
 
 
 def test_auto_is_a_word_of_its_own_and_no_number_means_it(tmp_path):

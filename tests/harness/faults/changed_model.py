@@ -34,6 +34,7 @@ def changed_model(folder: Path) -> ChangedModel:
     run = {"paths.run": run_dir.name,
            "data.synthetic_train_examples": 500, "data.synthetic_test_examples": 100,
            "eval.num_examples": 100, "train.batch_size": 32, "runtime.checkpoint_every_steps": 10,
+           "runtime.checkpoint_min_gap_secs": "null",
            "train.max_steps": 20}
 
     def train(**changes):

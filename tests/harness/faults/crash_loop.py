@@ -77,8 +77,8 @@ def crash_loop(folder: Path, kills: int, seed: int = 0) -> CrashLoop:
     # before max_steps; the last stretch then trains undisturbed.
     max_steps = kills * 2 * every + 150
     config = small_config(train={"max_steps": max_steps},
-                          runtime={"checkpoint_every_steps": every, "checkpoint_every_secs": 0,
-                                   "log_every_steps": 1, "summary_every_steps": 100},
+                          runtime={"checkpoint_every_steps": every, "checkpoint_every_secs": None,
+                                   "log_every_secs": 0.001, "summary_every_steps": 100},
                           eval={"every_secs": 2})
     stack = NativeStack(folder, config)
     log = StackLog(stack.log_file)

@@ -91,7 +91,7 @@ def killed_and_resumed(folder: Path, kills: int, seed: int = 0) -> KilledAndResu
     max_steps = kills * 2 * CHECKPOINT_EVERY + 2 * CHECKPOINT_EVERY
     config = small_config(train={"max_steps": max_steps},
                           runtime={"checkpoint_every_steps": CHECKPOINT_EVERY,
-                                   "checkpoint_every_secs": 0, "log_every_steps": 1,
+                                   "checkpoint_every_secs": None, "log_every_secs": 0.001,
                                    "summary_every_steps": SUMMARY_EVERY},
                           eval={"every_secs": 1})
     stack = NativeStack(folder, config)

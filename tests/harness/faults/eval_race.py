@@ -34,8 +34,8 @@ class EvalRace:
 
 def eval_race(folder: Path, seconds: float) -> EvalRace:
     config = small_config(train={"max_steps": 1_000_000},
-                          runtime={"checkpoint_every_steps": 1, "checkpoint_every_secs": 0,
-                                   "keep_checkpoints": 2, "log_every_steps": 50,
+                          runtime={"checkpoint_every_steps": 1, "checkpoint_every_secs": None,
+                                   "keep_checkpoints": 2,
                                    "summary_every_steps": 1000},
                           eval={"every_secs": 1})
     stack = NativeStack(folder, config)

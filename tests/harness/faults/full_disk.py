@@ -89,7 +89,7 @@ def _fill_and_free(folder: Path, train_dir: Path, others_file: Path) -> FullDisk
     max_steps = 400
     config = small_config(train={"max_steps": max_steps},
                           runtime={"checkpoint_every_steps": 20, "keep_checkpoints": 2,
-                                   "log_every_steps": 1})
+                                   "log_every_secs": 0.001})
     stack = NativeStack(folder, config)
     run_dir = stack.run_dir  # inside the tmpfs: train_dir's run folder
     log = StackLog(stack.log_file)

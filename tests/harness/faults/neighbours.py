@@ -32,7 +32,7 @@ class Neighbours:
 
 def neighbours(folder: Path) -> Neighbours:
     config = small_config(train={"max_steps": 1_000_000},
-                          runtime={"checkpoint_every_steps": 50, "log_every_steps": 1})
+                          runtime={"checkpoint_every_steps": 50, "log_every_secs": 0.001})
     stack = NativeStack(folder, config)
     log = StackLog(stack.log_file)
     seen = Neighbours({}, {}, False, [])

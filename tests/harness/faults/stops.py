@@ -55,8 +55,8 @@ def graceful_stop(folder: Path, stops: int, within_secs: float = 10,
     rng = random.Random(seed)
     # Far more steps than a run lives, and no checkpoint but the one the stop writes.
     config = small_config(train={"max_steps": 1_000_000},
-                          runtime={"checkpoint_every_steps": 0, "checkpoint_every_secs": 0,
-                                   "log_every_steps": 1, "summary_every_steps": 100})
+                          runtime={"checkpoint_every_steps": None, "checkpoint_every_secs": None,
+                                   "log_every_secs": 0.001, "summary_every_steps": 100})
     seen: list[Stop] = []
     previous = None  # the newest checkpoint before this run
     for number in range(stops):
