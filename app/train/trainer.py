@@ -37,7 +37,8 @@ from app import compat
 from app.volume import checkpoints, disk_space, layout, runs
 from app.data import cifar10, pipeline
 from app.runtime import devices, process_end
-from app.train import distribution
+from app.train import distribution, loss_scaling
+from app.train.loss_scaling import LossScaling
 from app.train.call_size import CallSizes, summary_due
 from app.tensorboard import hparams, summaries
 from app.model import recipes
@@ -78,8 +79,11 @@ class Trainer:
             tf.random.set_seed(train.seed)
 
         self.recipe = recipe or recipes.for_config(config)
-        precision = devices.mixed_precision_policy(train.mixed_precision,
-                                                    self.recipe.bfloat16_is_safe)
+        precision = devices.mixed_precision_policy(
+            train.mixed_precision, bfloat16_is_safe=self.recipe.bfloat16_is_safe,
+            float16_is_safe=self.recipe.float16_is_safe,
+            compute_capability=devices.compute_capability(gpus),
+            cpu_has_bfloat16=devices.cpu_has_bfloat16())
         keras.mixed_precision.set_global_policy(precision)
         xla = devices.use_xla(runtime.xla)
         # Summary steps run uncompiled: XLA cannot compile summary ops.
@@ -100,8 +104,13 @@ class Trainer:
             self.model = self.recipe.build_model()
             self.learning_rate = self.recipe.learning_rate(
                 self.examples_per_epoch / self.global_batch_size, self._learning_rate_scale())
+            # Saved as `optimizer` whatever the precision; float16 wraps it (loss_scaling.py).
             self.optimizer = self.recipe.optimizer(self.learning_rate)
-            self.optimizer.build(self.model.trainable_variables)
+            self.loss_scaling = None
+            if precision == "mixed_float16":
+                self.loss_scaling = LossScaling(self.optimizer, self.model.trainable_variables)
+            else:
+                self.optimizer.build(self.model.trainable_variables)
             self.global_step = self.optimizer.iterations
             self.weight_averages = MovingAverages(self.model.trainable_variables,
                                                   train.moving_average_decay)
@@ -109,10 +118,13 @@ class Trainer:
                           "total_loss"]
             self.loss_averages = summaries.LossAverages(loss_names)
 
-        self.checkpoint = tf.train.Checkpoint(
-            step=self.global_step, model=self.model, optimizer=self.optimizer,
-            averages=self.weight_averages, loss_averages=self.loss_averages)
-        self.saver = checkpoints.Saver(self.checkpoint, self.output.path,
+        training_state = dict(step=self.global_step, model=self.model, optimizer=self.optimizer,
+                              averages=self.weight_averages, loss_averages=self.loss_averages)
+        # Restored without the loss scale, which a checkpoint of another precision lacks.
+        self.checkpoint = tf.train.Checkpoint(**training_state)
+        if self.loss_scaling:
+            training_state[loss_scaling.CHECKPOINT_KEY] = self.loss_scaling.checkpointed
+        self.saver = checkpoints.Saver(tf.train.Checkpoint(**training_state), self.output.path,
                                         runtime.keep_checkpoints)
         self.stop_requested = False
         self.writer = self._with_room_on_disk(
@@ -138,6 +150,8 @@ class Trainer:
         averaged_losses = self.loss_averages.update(losses)
         if write_summaries:
             summaries.write_losses(step, losses, averaged_losses, self.learning_rate(step))
+            if self.loss_scaling:
+                summaries.write_loss_scale(step, self.loss_scaling.scale)
         return losses["total_loss"]
 
     @tf.function
@@ -155,7 +169,11 @@ class Trainer:
                             else self._compiled_forward_backward)
         losses, gradients, layers = forward_backward(images, labels)
         variables = self.model.trainable_variables
-        self.optimizer.apply_gradients(zip(gradients, variables))
+        if self.loss_scaling:  # the gradients are of the scaled loss
+            self.loss_scaling.apply(gradients, variables)
+            gradients = self.loss_scaling.unscaled(gradients) if write_summaries else gradients
+        else:
+            self.optimizer.apply_gradients(zip(gradients, variables))
         if write_summaries:
             summaries.write_activations_and_gradients(step, images, layers,
                                                       zip(gradients, variables))
@@ -172,9 +190,13 @@ class Trainer:
             # Gradients are summed over replicas; each carries 1/replicas of the decay term.
             for name, value in self.recipe.regularization_losses(self.model).items():
                 losses[name] = value / self.replicas
+            # The loss itself, before any scaling: not finite means diverged (see _run). With
+            # float16 the gradients may overflow while it is finite: loss scaling skips those.
             losses["total_loss"] = tf.debugging.check_numerics(
                 tf.add_n(list(losses.values())), "total_loss")
-        return losses, tape.gradient(losses["total_loss"], variables), outputs[recipes.LAYERS]
+            differentiated = (self.loss_scaling.scale_loss(losses["total_loss"])
+                              if self.loss_scaling else losses["total_loss"])
+        return losses, tape.gradient(differentiated, variables), outputs[recipes.LAYERS]
 
     # -- run: restore, loop, save --------------------------------------------------------------
 
@@ -219,8 +241,17 @@ class Trainer:
                 f"another name (paths.run)") from None
         if restored:
             log.info(f"resumed from {restored.name}")
+            if self.loss_scaling:
+                self._restore_loss_scale(restored)
         else:
             log.info(f"no checkpoint in {self.run_folder}; starting from step 0")
+
+    def _restore_loss_scale(self, checkpoint) -> None:
+        if self.loss_scaling.restore(str(checkpoint)):
+            log.info(f"float16: resumed at {self.loss_scaling.describe()}")
+        else:
+            log.info(f"float16: {checkpoint.name} was saved without loss scaling; starting at "
+                     f"{self.loss_scaling.describe()}")
 
     def _loop(self, step: int) -> int:
         """Trains from `step` until max_steps or a stop request; returns the step reached."""
@@ -249,17 +280,18 @@ class Trainer:
             if not (first_call or summary):  # the first call traces, a summary step writes
                 call_sizes.timed(steps, time.monotonic() - started)
             first_call = False
-            step += steps
+            started_at, step = step, self._step_reached(step, steps)
             calls_since_log += 1
+            advanced = step > started_at  # not when float16 skipped every step of the call
 
-            if step % runtime.log_every_steps == 0 or step == train.max_steps:
+            if advanced and (step % runtime.log_every_steps == 0 or step == train.max_steps):
                 now = time.monotonic()
                 steps_since_log = max(1, step - last_log_step)
                 self._log_progress(step, loss, (now - last_log_time) / steps_since_log,
                                    steps_since_log / calls_since_log)
                 last_log_time, last_log_step, calls_since_log = now, step, 0
 
-            due_by_steps = (runtime.checkpoint_every_steps
+            due_by_steps = (advanced and runtime.checkpoint_every_steps
                             and step % runtime.checkpoint_every_steps == 0)
             due_by_time = (runtime.checkpoint_every_secs
                            and time.monotonic() - last_save_time >= runtime.checkpoint_every_secs)
@@ -267,6 +299,24 @@ class Trainer:
                 self._save(step)
                 last_save_time = time.monotonic()
         return step
+
+    def _step_reached(self, step: int, steps: int) -> int:
+        """The global step after a call of `steps` from `step`: fewer when float16 skipped
+        some (their gradients overflowed), which is said, and is a divergence only once even
+        the smallest loss scale overflows."""
+        if not self.loss_scaling:
+            return step + steps
+        reached = int(self.global_step.numpy())
+        if reached - step < steps:
+            log.info(f"skipped {steps - (reached - step)} of the steps after step {step}: their "
+                     f"float16 gradients overflowed; {self.loss_scaling.describe()}")
+        if self.loss_scaling.too_small():
+            raise TrainingDiverged(
+                f"the gradients overflow float16 even unscaled at step {reached + 1} "
+                f"({self.loss_scaling.describe()}); training stopped. The last good checkpoint "
+                f"is kept: {self._newest_checkpoint()}. Try a lower learning rate (the "
+                f"`{self.config.train.recipe}:` section) or train.mixed_precision: float32")
+        return reached
 
     def _run(self, step: int, call):
         """call(), one or several steps from `step`, its errors said in the user's words."""
