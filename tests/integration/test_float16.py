@@ -1,10 +1,14 @@
 """Training in float16 with dynamic loss scaling, for real on the CPU (Keras computes float16
 there too, slowly: the fast recipe's ResNet-9 at width 4, a few steps). A step whose gradients
 overflow is skipped and the scale halved, and training goes on; the scale is saved and resumed
-with the run; a loss that is no longer a number still ends the run with exit code 3."""
+with the run; a loss that is no longer a number still ends the run with exit code 3. Under
+MirroredStrategy an overflow on one replica skips the step on all."""
+import json
 import logging
 import re
 import signal
+import subprocess
+import sys
 
 import keras
 import pytest
@@ -13,7 +17,7 @@ import tensorflow as tf
 from app import config as configuration
 from app.exit_codes import ExitCode
 from app.train.trainer import Trainer
-from tests.harness.environment import run_app, settings
+from tests.harness.environment import REPO_ROOT, app_environment, run_app, settings
 from tests.integration.test_train_eval import checkpoint_state, event_tags
 
 pytestmark = pytest.mark.slow
@@ -100,3 +104,69 @@ def test_a_diverging_learning_rate_in_float16_exits_3(tmp_path):
     assert "computing in float16 with dynamic loss scaling" in result.stdout
     assert "error: the loss became NaN or infinite at step" in result.stderr
     assert "Try a lower learning rate (the `fast:` section)" in result.stderr
+
+
+# Two replicas on two logical CPU devices (which must be made before TensorFlow starts: a process
+# of its own). For each pair of factors, one step of a fresh one-weight model through
+# LossScaling, each replica's loss its output times its factor: the gradient reaching the float16
+# output is INITIAL_SCALE x factor, which overflows float16 (65,504) for a factor of 4. Prints,
+# for each, the weight after the step, whether the scale was halved, and the global step.
+ONE_STEP_ON_TWO_REPLICAS = """
+import json, sys
+import keras
+import tensorflow as tf
+
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+keras.mixed_precision.set_global_policy("mixed_float16")
+from app.train.loss_scaling import INITIAL_SCALE, LossScaling
+
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+
+
+def one_step(factors):
+    with strategy.scope():
+        model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(
+            1, use_bias=False, kernel_initializer="ones")])
+        scaling = LossScaling(keras.optimizers.SGD(0.1), model.trainable_variables)
+    per_replica = strategy.experimental_distribute_values_from_function(
+        lambda context: tf.constant(float(factors[context.replica_id_in_sync_group])))
+
+    def replica_step(factor):
+        variables = model.trainable_variables
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(tf.cast(model(tf.ones([1, 1])), tf.float32)) * factor
+            scaled = scaling.scale_loss(loss)
+        scaling.apply(tape.gradient(scaled, variables), variables)
+
+    tf.function(lambda: strategy.run(replica_step, args=(per_replica,)))()
+    return {"kernel": float(model.trainable_variables[0].numpy()[0, 0]),
+            "scale_halved": float(scaling.scale.numpy()) == INITIAL_SCALE / 2,
+            "global_step": int(scaling.optimizer.iterations.numpy())}
+
+
+print(json.dumps([one_step(json.loads(factors)) for factors in sys.argv[1:]]))
+"""
+FACTORS = [(1, 1), (1, 4), (4, 1)]
+
+
+@pytest.fixture(scope="module")
+def one_step_on_two_replicas() -> dict:
+    result = subprocess.run(
+        [sys.executable, "-c", ONE_STEP_ON_TWO_REPLICAS, *map(json.dumps, FACTORS)],
+        cwd=REPO_ROOT, env=app_environment(), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return dict(zip(FACTORS, json.loads(result.stdout.splitlines()[-1])))
+
+
+@pytest.mark.parametrize("factors", [(1, 4), (4, 1)])
+def test_an_overflow_on_either_replica_skips_the_step_on_both(one_step_on_two_replicas, factors):
+    # Keras alone decides from the first replica's gradients: (1, 4) would apply an infinite one.
+    assert one_step_on_two_replicas[factors] == {
+        "kernel": 1.0, "scale_halved": True, "global_step": 0}
+
+
+def test_finite_gradients_on_both_replicas_are_applied(one_step_on_two_replicas):
+    # SGD at 0.1 on the summed gradient 1 + 1: the weight 1 goes to 0.8.
+    assert one_step_on_two_replicas[(1, 1)] == pytest.approx(
+        {"kernel": 0.8, "scale_halved": False, "global_step": 1})
