@@ -8,7 +8,10 @@
 
 One step: augmented batch -> model -> the recipe's loss -> an optimizer step on the recipe's
 schedule -> moving averages of the weights. The global step is the optimizer's own iteration
-counter, saved in every checkpoint, so a restart continues the schedule where it stopped.
+counter, saved in every checkpoint, so a restart continues the schedule where it stopped. In
+float16 the loss is scaled for the gradients and a step whose gradients overflowed is skipped
+(app/train/loss_scaling.py): the counter then stands still, and the loop reads the step reached
+from it.
 
 Steps run several to a call where nothing has to happen between them (`train_steps`: a loop in
 the graph, which draws its batches from the pipeline itself): on a GPU the tutorial CNN's step is a

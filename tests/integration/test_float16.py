@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from app import config as configuration
 from app.exit_codes import ExitCode
-from app.train.trainer import Trainer
+from app.train.trainer import Trainer, TrainingDiverged
 from tests.harness.environment import REPO_ROOT, app_environment, run_app, settings
 from tests.integration.test_train_eval import checkpoint_state, event_tags
 
@@ -95,6 +95,17 @@ def test_overflowing_steps_are_skipped_the_scale_halved_and_training_goes_on(
     assert float(resumed.loss_scaling.scale.numpy()) == scale
     assert int(resumed.loss_scaling.good_steps.numpy()) == good_steps
     assert f"float16: resumed at loss scale {scale:g}" in caplog.text
+
+
+def test_a_loss_scale_below_1_is_a_divergence(tmp_path, in_this_process):
+    # Reached only by halvings: the gradients overflowed float16 even at a scale of 1.
+    trainer = trainer_for(tmp_path, **{"train.max_steps": 2})
+    trainer.loss_scaling.scale.assign(0.5)
+    with pytest.raises(TrainingDiverged, match=r"the gradients overflow float16 even unscaled "
+                                               r"at step 2 \(loss scale 0\.5\)"):
+        train(trainer)
+    assert TrainingDiverged.exit_code == ExitCode.DIVERGED
+    assert not list((tmp_path / "train" / "default").glob("model.ckpt-*"))
 
 
 def test_a_diverging_learning_rate_in_float16_exits_3(tmp_path):
