@@ -18,7 +18,9 @@ another GPU may be given another precision by `auto`.
 
 Under a distribution strategy Keras (3.15) decides to skip from the first replica's gradients
 before they are all-reduced; the replicas here agree first, so that an overflow on any replica
-skips the step on every one (a worker applying while another skips would wait forever).
+skips the step on every one: seen otherwise (Keras alone, two replicas, the second's gradients
+overflowing) to apply an infinite gradient; and on a job of several workers, a worker applying
+(an all-reduce) while another skips would wait for it forever.
 """
 from __future__ import annotations
 
@@ -71,7 +73,7 @@ class LossScaling:
         if not any(name.startswith(f"{CHECKPOINT_KEY}/") for name in names):
             return False
         tf.train.Checkpoint(**{CHECKPOINT_KEY: self.checkpointed}).read(
-            checkpoint_path).assert_existing_objects_matched()
+            checkpoint_path).assert_existing_objects_matched().expect_partial()  # the rest
         return True
 
     def describe(self) -> str:
