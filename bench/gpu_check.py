@@ -3,7 +3,8 @@
     python -m bench.gpu_check [--seconds-per-config 4] [--together-secs 60] [--allow-cpu]
 
 1. Speed: for every recipe of app.recipes.RECIPES, the real Trainer (its pipeline, train_step and
-   summary cadence) in float32 and in mixed precision (bfloat16), each without and with XLA,
+   summary cadence) in float32 and in mixed precision (bfloat16; float16 with dynamic loss
+   scaling), each without and with XLA,
    through the config keys train.mixed_precision and runtime.xla. Images per second, and the
    GPU memory the configuration peaked at.
 2. Together: a real `python -m app train` and `python -m app eval` share the one GPU for
@@ -31,7 +32,7 @@ OUT_OF_MEMORY = re.compile(r"OOM|out of memory|RESOURCE_EXHAUSTED|ResourceExhaus
 
 
 # How each configuration is called here, and its train.mixed_precision / runtime.xla value.
-PRECISIONS = {"float32": "float32", "mixed bfloat16": "bfloat16"}
+PRECISIONS = {"float32": "float32", "mixed bfloat16": "bfloat16", "mixed float16": "float16"}
 XLA_SETTINGS = {"XLA off": "disabled", "XLA on": "enabled"}
 
 

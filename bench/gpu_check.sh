@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU check: install the appliance's pinned requirements with TensorFlow's CUDA flavour, then
-# measure every model's training speed on the one GPU (float32 and bfloat16, without and with
-# XLA) and run train and eval side by side for a minute to show neither runs out of memory.
+# measure every model's training speed on the one GPU (float32, bfloat16 and float16, without and
+# with XLA) and run train and eval side by side for a minute to show neither runs out of memory.
 # About 5 minutes on one GPU once the packages are there (bench/RESULTS.md has the figures).
 #
 #   bench/gpu_check.sh [--wheels DIR] [--skip-install] [--venv DIR] [--allow-cpu]

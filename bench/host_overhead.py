@@ -45,6 +45,7 @@ class OneDenseLayer(Recipe):
     input_size = cifar10.IMAGE_SIZE
     test_time_flips = False
     bfloat16_is_safe = False
+    float16_is_safe = False
     embedding_layer = "flatten"
 
     def build_model(self) -> keras.Model:

@@ -142,11 +142,16 @@ class TrainConfig:
         multiplies the recipe's learning rates by the number of replicas to match (Goyal et al.,
         2017); `none` keeps them.""")
     # Words that YAML does not read as booleans (it would read on/off/yes/no so).
-    mixed_precision: str = _field("auto", choices=("auto", "float32", "bfloat16"), doc="""
-        Compute in bfloat16, keeping the weights in float32 (auto|float32|bfloat16). auto: bfloat16
-        for the fast recipe on GPUs that have it fast (Ampere and newer) and on CPUs with bfloat16
-        instructions (AVX512_BF16, AMX); float32 for the tutorial CNN, which was seen to diverge in
-        bfloat16 at its learning rate, and on other hardware.""")
+    mixed_precision: str = _field("auto", choices=("auto", "float32", "bfloat16", "float16"),
+                                  doc="""
+        What the network computes in, the weights kept in float32 (auto|float32|bfloat16|float16).
+        float16 runs with dynamic loss scaling: a step whose gradients overflowed is skipped and
+        the scale halved (said in the log; the scale is the `loss_scale` curve and is kept in the
+        checkpoint); the global step counts the steps applied. auto: bfloat16 for the fast recipe
+        on GPUs from Ampere on (compute capability 8.0+) and on CPUs with bfloat16 instructions
+        (AVX512_BF16, AMX); float16 for it on Volta and Turing (7.x: V100, T4), whose tensor cores
+        have no bfloat16; float32 for the tutorial CNN, which was seen to diverge in bfloat16 at
+        its learning rate, and on other hardware.""")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -88,7 +88,7 @@ def describe(gpus: list) -> str:
     build = tf.sysconfig.get_build_info()
     if not gpus:
         cores = len(os.sched_getaffinity(0))
-        extras = ", bfloat16 instructions" if _cpu_has_bfloat16() else ""
+        extras = ", bfloat16 instructions" if cpu_has_bfloat16() else ""
         return f"the CPU ({cores} cores{extras}), TensorFlow {tf.__version__}"
     memory = _usable_memory_by_gpu()
     described = []
@@ -112,28 +112,45 @@ def _usable_memory_by_gpu() -> list[int]:
             if device.device_type == "GPU"]
 
 
-def mixed_precision_policy(setting: str, bfloat16_is_safe: bool) -> str:
-    """The Keras dtype policy for train.mixed_precision (see app/config/defaults.yaml).
-
-    Only bfloat16: it has float32's range, so it needs no loss scaling. `auto` takes it where the
-    hardware has it (GPUs from Ampere on, CPUs with bfloat16 instructions) and the recipe is safe
-    in it: the fast recipe's batch norm is; the tutorial CNN at its learning rate of 0.1 was seen
-    to diverge in bfloat16 on the synthetic set (loss 2e8 at step 300), so it stays in float32."""
-    if setting == "auto":
-        if not bfloat16_is_safe:
-            return "float32"
-        gpus = tf.config.list_physical_devices("GPU")
-        if gpus:
-            capability = tf.config.experimental.get_device_details(gpus[0]).get(
-                "compute_capability", (0, 0))
-            return "mixed_bfloat16" if capability >= (8, 0) else "float32"
-        # oneDNN's bfloat16 convolutions trained the tutorial CNN 1.6x faster than float32 on a
-        # Zen 5 (bench/lrn.py).
-        return "mixed_bfloat16" if _cpu_has_bfloat16() else "float32"
-    return {"float32": "float32", "bfloat16": "mixed_bfloat16"}[setting]
+# Tensor cores compute in float16 from Volta (7.0: V100; 7.5: T4) on, in bfloat16 from Ampere
+# (8.0: A100) on. Before Volta a GPU has no tensor cores, and float16 gains little or nothing.
+FLOAT16_FROM, BFLOAT16_FROM = (7, 0), (8, 0)
+POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 
 
-def _cpu_has_bfloat16() -> bool:
+def mixed_precision_policy(setting: str, *, bfloat16_is_safe: bool, float16_is_safe: bool,
+                           compute_capability: tuple[int, int] | None,
+                           cpu_has_bfloat16: bool) -> str:
+    """The Keras dtype policy for train.mixed_precision (see app/config/defaults.yaml), given
+    the recipe's safety in each type (app/model/recipes/recipe.py), the first GPU's compute
+    capability (None on the CPU) and whether the CPU has bfloat16 instructions.
+
+    `auto` takes the type the hardware computes fast in, if the recipe is safe in it: bfloat16
+    (float32's range, so no loss scaling) on GPUs from Ampere on, and on CPUs with bfloat16
+    instructions, where oneDNN's bfloat16 convolutions trained the tutorial CNN 1.6x faster than
+    float32 on a Zen 5 (bench/lrn.py); float16, with dynamic loss scaling (app/train/
+    loss_scaling.py), on Volta and Turing; otherwise float32. The tutorial CNN is safe in
+    neither (it was seen to diverge in bfloat16 on the synthetic set: loss 2e8 at step 300)."""
+    if setting != "auto":
+        return POLICIES[setting]
+    if compute_capability is None:
+        return "mixed_bfloat16" if bfloat16_is_safe and cpu_has_bfloat16 else "float32"
+    if compute_capability >= BFLOAT16_FROM and bfloat16_is_safe:
+        return "mixed_bfloat16"
+    if compute_capability >= FLOAT16_FROM and float16_is_safe:
+        return "mixed_float16"
+    return "float32"
+
+
+def compute_capability(gpus: list) -> tuple[int, int] | None:
+    """The first GPU's compute capability, (major, minor); None without GPUs."""
+    if not gpus:
+        return None
+    return tuple(tf.config.experimental.get_device_details(gpus[0]).get(
+        "compute_capability", (0, 0)))
+
+
+def cpu_has_bfloat16() -> bool:
     try:
         with open("/proc/cpuinfo") as cpuinfo:
             flags = next(line for line in cpuinfo if line.startswith("flags")).split()
@@ -143,8 +160,9 @@ def _cpu_has_bfloat16() -> bool:
 
 
 def describe_precision(policy: str) -> str:
-    return ("computing in bfloat16 (the weights in float32)" if policy == "mixed_bfloat16"
-            else "computing in float32")
+    return {"mixed_bfloat16": "computing in bfloat16 (the weights in float32)",
+            "mixed_float16": "computing in float16 with dynamic loss scaling (the weights in "
+                             "float32)"}.get(policy, "computing in float32")
 
 
 def use_xla(setting: str) -> bool:

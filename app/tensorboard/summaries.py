@@ -6,6 +6,7 @@ Training run (<train_dir>/<run>, TensorBoard's run `<run>`):
   cross_entropy (raw), cross_entropy  each loss as computed, and as its 0.9 moving average;
   local3/weight_loss (raw), ...       likewise the weight-decay terms and total_loss
   learning_rate
+  loss_scale                          float16's dynamic loss scale (only when computing in float16)
   <variable>, <variable>/gradients    histograms of every trainable variable and its gradient
   examples_per_sec, sec_per_batch     throughput (of the whole job), at each log line
   replicas                            how many model replicas train in sync
@@ -110,6 +111,11 @@ def write_losses(step, losses, averaged_losses, learning_rate) -> None:
         tf.summary.scalar(f"{name} (raw)", value, step=step)
         tf.summary.scalar(name, averaged_losses[name], step=step)
     tf.summary.scalar("learning_rate", learning_rate, step=step)
+
+
+def write_loss_scale(step, scale) -> None:
+    """float16's loss scale (app/train/loss_scaling.py): each halving is a skipped step."""
+    tf.summary.scalar("loss_scale", scale, step=step)
 
 
 def write_throughput(step: int, examples_per_sec: float, sec_per_batch: float,

@@ -8,7 +8,10 @@
 
 One step: augmented batch -> model -> the recipe's loss -> an optimizer step on the recipe's
 schedule -> moving averages of the weights. The global step is the optimizer's own iteration
-counter, saved in every checkpoint, so a restart continues the schedule where it stopped.
+counter, saved in every checkpoint, so a restart continues the schedule where it stopped. In
+float16 the loss is scaled for the gradients and a step whose gradients overflowed is skipped
+(app/train/loss_scaling.py): the counter then stands still, and the loop reads the step reached
+from it.
 
 Steps run several to a call where nothing has to happen between them (`train_steps`: a loop in
 the graph, which draws its batches from the pipeline itself): on a GPU the tutorial CNN's step is a
@@ -46,9 +49,9 @@ from app import compat
 from app.volume import checkpoints, disk_space, layout, runs
 from app.data import cifar10, pipeline
 from app.runtime import devices, process_end
-from app.train import distribution
-from app.train import cadence
+from app.train import cadence, distribution, loss_scaling
 from app.train.call_size import CallSizes
+from app.train.loss_scaling import LossScaling
 from app.tensorboard import hparams, summaries
 from app.model import recipes
 from app.model.averages import MovingAverages
@@ -88,8 +91,11 @@ class Trainer:
             tf.random.set_seed(train.seed)
 
         self.recipe = recipe or recipes.for_config(config)
-        precision = devices.mixed_precision_policy(train.mixed_precision,
-                                                    self.recipe.bfloat16_is_safe)
+        precision = devices.mixed_precision_policy(
+            train.mixed_precision, bfloat16_is_safe=self.recipe.bfloat16_is_safe,
+            float16_is_safe=self.recipe.float16_is_safe,
+            compute_capability=devices.compute_capability(gpus),
+            cpu_has_bfloat16=devices.cpu_has_bfloat16())
         keras.mixed_precision.set_global_policy(precision)
         xla = devices.use_xla(runtime.xla)
         # Summary steps run uncompiled: XLA cannot compile summary ops.
@@ -111,8 +117,13 @@ class Trainer:
             self.model = self.recipe.build_model()
             self.learning_rate = self.recipe.learning_rate(
                 self.examples_per_epoch / self.global_batch_size, self._learning_rate_scale())
+            # Saved as `optimizer` whatever the precision; float16 wraps it (loss_scaling.py).
             self.optimizer = self.recipe.optimizer(self.learning_rate)
-            self.optimizer.build(self.model.trainable_variables)
+            self.loss_scaling = None
+            if precision == "mixed_float16":
+                self.loss_scaling = LossScaling(self.optimizer, self.model.trainable_variables)
+            else:
+                self.optimizer.build(self.model.trainable_variables)
             self.global_step = self.optimizer.iterations
             self.weight_averages = MovingAverages(self.model.trainable_variables,
                                                   train.moving_average_decay)
@@ -120,10 +131,13 @@ class Trainer:
                           "total_loss"]
             self.loss_averages = summaries.LossAverages(loss_names)
 
-        self.checkpoint = tf.train.Checkpoint(
-            step=self.global_step, model=self.model, optimizer=self.optimizer,
-            averages=self.weight_averages, loss_averages=self.loss_averages)
-        self.saver = checkpoints.Saver(self.checkpoint, self.output.path,
+        training_state = dict(step=self.global_step, model=self.model, optimizer=self.optimizer,
+                              averages=self.weight_averages, loss_averages=self.loss_averages)
+        # Restored without the loss scale, which a checkpoint of another precision lacks.
+        self.checkpoint = tf.train.Checkpoint(**training_state)
+        if self.loss_scaling:
+            training_state[loss_scaling.CHECKPOINT_KEY] = self.loss_scaling.checkpointed
+        self.saver = checkpoints.Saver(tf.train.Checkpoint(**training_state), self.output.path,
                                         runtime.keep_checkpoints)
         self.stop_requested = False
         self.summary_traced = False  # whether this process ran a summary step yet
@@ -150,6 +164,8 @@ class Trainer:
         averaged_losses = self.loss_averages.update(losses)
         if write_summaries:
             summaries.write_losses(step, losses, averaged_losses, self.learning_rate(step))
+            if self.loss_scaling:
+                summaries.write_loss_scale(step, self.loss_scaling.scale)
         return losses["total_loss"]
 
     @tf.function
@@ -167,7 +183,11 @@ class Trainer:
                             else self._compiled_forward_backward)
         losses, gradients, layers = forward_backward(images, labels)
         variables = self.model.trainable_variables
-        self.optimizer.apply_gradients(zip(gradients, variables))
+        if self.loss_scaling:  # the gradients are of the scaled loss
+            self.loss_scaling.apply(gradients, variables)
+            gradients = self.loss_scaling.unscaled(gradients) if write_summaries else gradients
+        else:
+            self.optimizer.apply_gradients(zip(gradients, variables))
         if write_summaries:
             summaries.write_activations_and_gradients(step, images, layers,
                                                       zip(gradients, variables))
@@ -184,9 +204,13 @@ class Trainer:
             # Gradients are summed over replicas; each carries 1/replicas of the decay term.
             for name, value in self.recipe.regularization_losses(self.model).items():
                 losses[name] = value / self.replicas
+            # The loss itself, before any scaling: not finite means diverged (see _run). With
+            # float16 the gradients may overflow while it is finite: loss scaling skips those.
             losses["total_loss"] = tf.debugging.check_numerics(
                 tf.add_n(list(losses.values())), "total_loss")
-        return losses, tape.gradient(losses["total_loss"], variables), outputs[recipes.LAYERS]
+            differentiated = (self.loss_scaling.scale_loss(losses["total_loss"])
+                              if self.loss_scaling else losses["total_loss"])
+        return losses, tape.gradient(differentiated, variables), outputs[recipes.LAYERS]
 
     # -- run: restore, loop, save --------------------------------------------------------------
 
@@ -231,8 +255,17 @@ class Trainer:
                 f"another name (paths.run)") from None
         if restored:
             log.info(f"resumed from {restored.name}")
+            if self.loss_scaling:
+                self._restore_loss_scale(restored)
         else:
             log.info(f"no checkpoint in {self.run_folder}; starting from step 0")
+
+    def _restore_loss_scale(self, checkpoint) -> None:
+        if self.loss_scaling.restore(str(checkpoint)):
+            log.info(f"float16: resumed at {self.loss_scaling.describe()}")
+        else:
+            log.info(f"float16: {checkpoint.name} was saved without loss scaling; starting at "
+                     f"{self.loss_scaling.describe()}")
 
     def _loop(self, step: int) -> int:
         """Trains from `step` until max_steps or a stop request; returns the step reached."""
@@ -245,7 +278,7 @@ class Trainer:
         call_sizes = CallSizes(self.config, self.strategy)
         while step < train.max_steps and not self.stop_requested:
             steps, loss = self._call(step, call_sizes, first_call=calls == 0)
-            step += steps
+            step = self._step_reached(step, steps)
             calls += 1
             now = time.monotonic()
             self.summary_share.loop_secs = now - loop_started
@@ -285,6 +318,24 @@ class Trainer:
         elif not traced:
             call_sizes.timed(steps, seconds)
         return steps, loss
+
+    def _step_reached(self, step: int, steps: int) -> int:
+        """The global step after a call of `steps` from `step`: fewer when float16 skipped
+        some (their gradients overflowed), which is said, and is a divergence only once even
+        the smallest loss scale overflows."""
+        if not self.loss_scaling:
+            return step + steps
+        reached = int(self.global_step.numpy())
+        if reached - step < steps:
+            log.info(f"skipped {steps - (reached - step)} of the steps after step {step}: their "
+                     f"float16 gradients overflowed; {self.loss_scaling.describe()}")
+        if self.loss_scaling.too_small():
+            raise TrainingDiverged(
+                f"the gradients overflow float16 even unscaled at step {reached + 1} "
+                f"({self.loss_scaling.describe()}); training stopped. The last good checkpoint "
+                f"is kept: {self._newest_checkpoint()}. Try a lower learning rate (the "
+                f"`{self.config.train.recipe}:` section) or train.mixed_precision: float32")
+        return reached
 
     def _run(self, step: int, call):
         """call(), one or several steps from `step`, its errors said in the user's words."""

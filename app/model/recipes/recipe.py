@@ -25,8 +25,10 @@ class Recipe(abc.ABC):
     input_size: int
     # Whether eval averages each test image's logits with its mirror image's.
     test_time_flips: bool
-    # Whether train.mixed_precision: auto may compute in bfloat16 (app/runtime/devices.py).
+    # Whether train.mixed_precision: auto may compute in bfloat16, or in float16 with dynamic
+    # loss scaling (app/runtime/devices.py): a recipe says so only with its reason.
     bfloat16_is_safe: bool
+    float16_is_safe: bool
     # The layer whose activations are the model's `embedding`: the Projector's name for them.
     embedding_layer: str
 
