@@ -54,11 +54,11 @@ RECIPE_BATCH_SIZE = {"tutorial": 128, "fast": 512}
 TUTORIAL_MAX_STEPS = 100_000
 
 # Until 2026-12-04 `eval.every_secs: 0` meant no pause between looks. Since then eval looks every
-# 2 s by itself while there is training to watch, and the key is only its pause when idle, where
+# 0.5 s by itself while there is training to watch, and the key is only its pause when idle, where
 # no pause would be a busy loop: a 0 is refused with this advice.
 EVERY_SECS_ADVICE = ("eval.every_secs is eval's pause between looks when idle; 0 used to mean "
                      "no pause, which now makes no sense: while a run trains eval looks every "
-                     "2 s by itself. Give a pause in seconds, e.g. 300 (the default), or leave "
+                     "0.5 s by itself. Give a pause in seconds, e.g. 300 (the default), or leave "
                      "the key out")
 
 # What to_yaml shows instead of a password.
@@ -269,8 +269,8 @@ class EvalConfig:
     every_secs: float = _field(300.0, exclusive_minimum=0.0, too_small=EVERY_SECS_ADVICE, doc="""
         The pause between looks for new checkpoints while eval is idle (every run evaluated up
         to its max_steps, none training), as in the tutorial. While there is training to watch,
-        eval looks every 2 s (or every this many seconds, if fewer), so that it keeps up with a
-        trainer at a GPU's pace; a trainer starting ends an idle pause within 2 s.""")
+        eval looks every 0.5 s (or every this many seconds, if fewer), so that it keeps up with a
+        trainer at a GPU's pace; a trainer starting ends an idle pause within 0.5 s.""")
     num_examples: int = _field(10000, minimum=1, doc="""
         Test images evaluated, each exactly once (at most the size of the test set).""")
     batch_size: int = _field(500, minimum=1)

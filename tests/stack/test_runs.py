@@ -47,9 +47,10 @@ RUNS_CONFIG = small_config(train={"max_steps": MAX_STEPS},
 SECOND_RUN = "lr-0.05"
 # Longer than the stack's run, so that it surely still trains when the fixture pauses it.
 SECOND_MAX_STEPS = 120
+# One step a call, each followed by its progress line: the fixture pauses it at a step it saw.
 SECOND_TRAINER = ("train", f"--set=paths.run={SECOND_RUN}",
                   "--set=tutorial.initial_learning_rate=0.05",
-                  f"--set=train.max_steps={SECOND_MAX_STEPS}")
+                  f"--set=train.max_steps={SECOND_MAX_STEPS}", "--set=runtime.steps_per_call=1")
 # What HParams shows for each run: the metrics of app/tensorboard/hparams.py, by their tags.
 METRICS = {"precision @ 1", "cross_entropy", "total_loss"}
 

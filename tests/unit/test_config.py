@@ -117,7 +117,7 @@ def test_eval_every_secs_of_0_no_pause_before_is_refused_saying_what_to_give(tmp
     message = str(error.value)
     assert "eval.every_secs: expected a number > 0" in message
     assert "0 used to mean no pause, which now makes no sense" in message
-    assert "eval looks every 2 s by itself" in message and "e.g. 300 (the default)" in message
+    assert "eval looks every 0.5 s by itself" in message and "e.g. 300 (the default)" in message
 
 
 def test_binary_junk_is_refused(tmp_path):

@@ -17,16 +17,16 @@ DEFAULT_EVERY_SECS = 300.0
     (0, 2, True, pace.LOOK_WHILE_TRAINING_SECS),    # every run done, but a trainer on one
     (0, 2, False, DEFAULT_EVERY_SECS),              # idle: the tutorial's schedule
 ])
-def test_eval_looks_every_2_s_while_there_is_training_to_watch_else_every_secs(
+def test_eval_looks_every_half_second_while_there_is_training_to_watch_else_every_secs(
         short_of_max_steps, done, training, expected):
-    assert pace.LOOK_WHILE_TRAINING_SECS == 2
+    assert pace.LOOK_WHILE_TRAINING_SECS == 0.5
     assert pace.pause_after_look(short_of_max_steps, done, training,
                                  DEFAULT_EVERY_SECS) == expected
 
 
-def test_a_pause_shorter_than_2_s_is_kept_while_training_too():
-    assert pace.pause_after_look(1, 0, True, every_secs=0.5) == 0.5
-    assert pace.pause_after_look(0, 1, False, every_secs=0.5) == 0.5
+def test_a_pause_shorter_than_half_a_second_is_kept_while_training_too():
+    assert pace.pause_after_look(1, 0, True, every_secs=0.2) == 0.2
+    assert pace.pause_after_look(0, 1, False, every_secs=0.2) == 0.2
 
 
 def waiting(*steps: int) -> list[Path]:
