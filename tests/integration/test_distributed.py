@@ -88,13 +88,16 @@ def job_factory():
         job.stop()
 
 
-def test_two_workers_train_together_and_only_the_chief_writes(tmp_path, job_factory):
-    # Nothing is due before max_steps, so the pace alone sizes the calls: each worker measures
-    # its own, and the two must still run the same number of steps a call (each step is a
-    # collective), or both wait for each other forever.
-    nothing_due = {"runtime.summary_every_steps": 1000,
-                   "runtime.checkpoint_every_steps": 1000}
-    job = job_factory(tmp_path, **{"train.max_steps": 120, **nothing_due})
+def test_two_workers_train_together_only_the_chief_writes_and_they_space_summaries_alike(
+        tmp_path, job_factory):
+    # Each worker measures its own pace and its own summary steps' cost, and the two must still
+    # run the same number of steps a call (each step is a collective) and the same summary steps
+    # (another graph, with collectives of its own), or both wait for each other forever. A share
+    # so small that every summary step's measured cost widens the spacing; after step 80 nothing
+    # is due before max_steps, so the pace alone sizes the calls.
+    widening = {"runtime.summary_every_steps": 5, "runtime.summary_max_share": 0.0001,
+                "runtime.checkpoint_every_steps": "null"}
+    job = job_factory(tmp_path, **{"train.max_steps": 120, **widening})
     assert job.wait(timeout=600) == [ExitCode.DONE] * 2, job.output(0) + job.output(1)
     for index in range(2):
         assert re.search(r"^step 120/120, .*2 replicas", job.output(index), re.MULTILINE)
@@ -103,16 +106,6 @@ def test_two_workers_train_together_and_only_the_chief_writes(tmp_path, job_fact
     assert len(list((tmp_path / "train" / "default").glob("events.out.tfevents.*"))) == 1
     # The non-chief worker saved into a folder of its own, and removed it at the end.
     assert not list(job.temporary.glob("cifar10-worker-*"))
-
-
-def test_two_workers_space_their_summaries_alike_by_what_they_cost(tmp_path, job_factory):
-    # A share so small that every summary step's measured cost widens the spacing: each worker
-    # measures its own, and the two must still run the same summary steps (a summary step is
-    # another graph, with collectives of its own), or both wait for each other forever.
-    widening = {"runtime.summary_every_steps": 5, "runtime.summary_max_share": 0.0001,
-                "runtime.checkpoint_every_steps": "null"}
-    job = job_factory(tmp_path, **{"train.max_steps": 120, **widening})
-    assert job.wait(timeout=600) == [ExitCode.DONE] * 2, job.output(0) + job.output(1)
     steps = scalar_steps(tmp_path / "train" / "default", "total_loss")
     # Step 0 (which traces), then 5, 10, 20, 40, 80 as each measured cost doubles the spacing,
     # and the last step.
