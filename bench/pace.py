@@ -21,8 +21,9 @@ Then a SIGTERM to supervisord, as `docker stop` sends. One JSON line per pace:
     mb_written_per_min       checkpoints saved x a checkpoint's size, plus the event files
     eval_points              evaluations in the run's eval/results.jsonl
     stop_secs                SIGTERM to every process gone
-    tensorboard_lag_steps    the trainer's step (its last progress record) minus the newest
-                             step of TensorBoard's total_loss curve, just before the stop
+    tensorboard_lag_steps    the step the trainer stopped at minus the newest step of
+                             TensorBoard's total_loss curve read just before the stop (so at
+                             most the steps of the stop's own call more than the lag itself)
 
 and the targets beside them: at most 6 progress lines a minute, summaries at most 3% of the
 time, a stop within 2 s, at least 10 eval points in a 2-minute run.
@@ -37,6 +38,7 @@ import time
 from pathlib import Path
 
 from app.volume import runs
+from bench import machine
 from tests.harness import log_lines
 from tests.harness.native_stack import NativeStack
 from tests.harness.waiting import wait_until
@@ -75,6 +77,7 @@ def measure(pace: str, secs: float, folder: Path) -> dict:
         stopped = stack.stop()
     log = stack.log()
     saves = len(log_lines.find(log_lines.SAVED, log))
+    stopped_at = log_lines.steps(log, log_lines.STOPPED_ON_REQUEST)
     return {
         "pace": pace,
         "secs": round(minutes * 60),
@@ -88,8 +91,8 @@ def measure(pace: str, secs: float, folder: Path) -> dict:
         "mb_written_per_min": round(_bytes_written(stack.run_dir, saves) / 1e6 / minutes, 1),
         "eval_points": len(stack.eval_results()),
         "stop_secs": round(stopped["stopped_after"], 2),
-        "tensorboard_lag_steps": (progress["step"] - max(shown["scalar"])
-                                  if progress.get("step") and shown["scalar"] else None),
+        "tensorboard_lag_steps": (stopped_at[-1] - max(shown["scalar"])
+                                  if stopped_at and shown["scalar"] else None),
         "targets": TARGETS,
     }
 
@@ -129,6 +132,7 @@ def main() -> None:
     parser.add_argument("--secs", type=float, default=120.0)
     parser.add_argument("--pace", nargs="+", choices=sorted(PACES), default=["gpu", "cpu"])
     arguments = parser.parse_args()
+    print(machine.headline(machine.describe()), flush=True)
     for pace in arguments.pace:
         with tempfile.TemporaryDirectory(prefix=f"pace-{pace}-") as folder:
             print(json.dumps(measure(pace, arguments.secs, Path(folder))), flush=True)
