@@ -10,15 +10,17 @@ import numpy as np
 from app.data.cifar10 import IMAGE_SIZE, DataError
 
 
-def training_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, augment,
+def training_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, augment=None,
                      seed=None):
-    """Endless, shuffled batches, each augmented as a whole by augment(uint8 images)."""
+    """Endless, shuffled batches, each augmented as a whole by augment(uint8 images), or left
+    uint8 without one (a recipe that augments in the training step)."""
     import tensorflow as tf
 
     all_images, all_labels = tf.constant(images), tf.constant(labels)
 
     def gather_and_augment(indices):
-        return augment(tf.gather(all_images, indices)), tf.gather(all_labels, indices)
+        batch = tf.gather(all_images, indices)
+        return (augment(batch) if augment else batch), tf.gather(all_labels, indices)
 
     dataset = (tf.data.Dataset.range(len(labels))
                .shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)

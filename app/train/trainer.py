@@ -6,12 +6,12 @@
              checkpoints at their cadences (app/train/cadence.py), which hold at any pace
     save     a last checkpoint at the step reached
 
-One step: augmented batch -> model -> the recipe's loss -> an optimizer step on the recipe's
-schedule -> moving averages of the weights. The global step is the optimizer's own iteration
-counter, saved in every checkpoint, so a restart continues the schedule where it stopped. In
-float16 the loss is scaled for the gradients and a step whose gradients overflowed is skipped
-(app/train/loss_scaling.py): the counter then stands still, and the loop reads the step reached
-from it.
+One step: augmented batch (augmented by the pipeline, or in the step: Recipe.augments_in_step)
+-> model -> the recipe's loss -> an optimizer step on the recipe's schedule -> moving averages of
+the weights. The global step is the optimizer's own iteration counter, saved in every checkpoint,
+so a restart continues the schedule where it stopped. In float16 the loss is scaled for the
+gradients and a step whose gradients overflowed is skipped (app/train/loss_scaling.py): the
+counter then stands still, and the loop reads the step reached from it.
 
 Steps run several to a call where nothing has to happen between them (`train_steps`: a loop in
 the graph, which draws its batches from the pipeline itself): on a GPU the tutorial CNN's step is a
@@ -111,7 +111,8 @@ class Trainer:
         images, labels = cifar10.load_split(batches, "train")
         self.examples_per_epoch = len(labels)
         self.dataset = self.strategy.experimental_distribute_dataset(pipeline.training_dataset(
-            images, labels, self.global_batch_size, self.recipe.augment, seed=train.seed))
+            images, labels, self.global_batch_size, self.recipe.pipeline_augment(),
+            seed=train.seed))
 
         with self.strategy.scope():
             self.model = self.recipe.build_model()
@@ -179,6 +180,8 @@ class Trainer:
         return loss
 
     def _replica_step(self, step, images, labels, write_summaries: bool):
+        if self.recipe.augments_in_step:  # on this replica's device (recipe.py says why)
+            images = self.recipe.augment(images)
         forward_backward = (self._forward_backward if write_summaries
                             else self._compiled_forward_backward)
         losses, gradients, layers = forward_backward(images, labels)

@@ -193,6 +193,17 @@ def test_training_batches_are_augmented_crops_standardized_per_image(tmp_path):
     np.testing.assert_allclose(per_image.std(axis=1), 1, atol=1e-2)
 
 
+def test_without_an_augmentation_training_batches_are_the_uint8_images_themselves(tmp_path):
+    # What a recipe that augments in the training step gets from the pipeline (fast's, at a GPU's
+    # pace the host would need ~9 cores for its augmentation): the images as stored, by label.
+    batches = cifar10.prepare(data_config(), str(tmp_path))
+    images, labels = cifar10.load_split(batches, "train")
+    batch_images, batch_labels = next(iter(pipeline.training_dataset(images, labels, 16, seed=1)))
+    assert batch_images.dtype == np.uint8 and batch_images.shape == (16, 32, 32, 3)
+    stored = {image.tobytes(): label for image, label in zip(images, labels)}
+    assert [stored[image.tobytes()] for image in batch_images.numpy()] == batch_labels.numpy().tolist()
+
+
 def test_crops_differ_between_images_of_a_batch():
     # The same image 64 times: random, per-image crops and flips must make copies differ.
     image = np.random.default_rng(0).integers(0, 256, (1, 32, 32, 3), dtype=np.uint8)

@@ -31,6 +31,11 @@ class Recipe(abc.ABC):
     float16_is_safe: bool
     # The layer whose activations are the model's `embedding`: the Projector's name for them.
     embedding_layer: str
+    # Whether `augment` runs inside the training step, on the device that trains, rather than in
+    # the input pipeline on the host's cores (which then only gathers uint8 batches). A recipe
+    # says so where the pipeline alone would need more cores than a GPU machine has to keep
+    # pace with a GPU (bench/pipeline_per_core.py).
+    augments_in_step: bool
 
     def __init__(self, config):
         self.config = config
@@ -42,6 +47,11 @@ class Recipe(abc.ABC):
     @abc.abstractmethod
     def augment(self, images: tf.Tensor) -> tf.Tensor:
         """A batch of uint8 training images [batch, 32, 32, 3] as the network trains on them."""
+
+    def pipeline_augment(self):
+        """What the input pipeline applies to each batch: `augment`, or nothing (the batch stays
+        uint8) where the training step augments it."""
+        return None if self.augments_in_step else self.augment
 
     @abc.abstractmethod
     def learning_rate(self, steps_per_epoch: float,

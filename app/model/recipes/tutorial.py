@@ -40,6 +40,9 @@ class TutorialRecipe(Recipe):
     # been seen to train as in float32: it stays in float32 unless asked (train.mixed_precision).
     float16_is_safe = False
     embedding_layer = "local4"  # the 192 features before the class scores
+    # In the input pipeline, as in the tutorial: estimated at ~8 host cores at an H100's pace
+    # (bench/RESULTS.md), and on a CPU the pipeline's threads overlap with the step.
+    augments_in_step = False
 
     def __init__(self, config):
         super().__init__(config)

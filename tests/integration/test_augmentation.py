@@ -1,0 +1,51 @@
+"""Where each recipe's augmentation runs: the fast recipe's inside the training step (on the device
+that trains: at a GPU's pace the host would need ~9 cores for it, bench/RESULTS.md), the
+tutorial's in the input pipeline, as in the tutorial. Seen by the graph each recipe's augment is
+traced in, and by what the pipeline hands the step."""
+import pytest
+import tensorflow as tf
+
+from app import config as configuration
+from app.exit_codes import ExitCode
+from app.model import recipes
+from app.train.trainer import Trainer
+from tests.harness.environment import settings
+from tests.integration.test_float16 import in_this_process, train  # noqa: F401 (a fixture)
+
+pytestmark = pytest.mark.slow
+
+MAX_STEPS = 2
+SMALL_RUN = {  # settings() adds its folders and the synthetic set
+    "data.synthetic_train_examples": 64, "data.synthetic_test_examples": 16,
+    "eval.num_examples": 16, "fast.width": 4, "train.batch_size": 8, "train.max_steps": MAX_STEPS,
+    "runtime.summary_every_steps": 1,
+}
+
+
+def traced_in(recipe_name: str, root) -> tuple[list[str], tf.DType]:
+    """The names of the graphs the recipe's augment was traced in during a short run, and the
+    dtype of the images the pipeline gives the step."""
+    config = configuration.load(overrides=settings(root, SMALL_RUN, **{
+        "train.recipe": recipe_name})[1::2], environ={})
+    graphs = []
+
+    class Watched(recipes.RECIPES[recipe_name]):
+        def augment(self, images):
+            graphs.append(tf.compat.v1.get_default_graph().name)
+            return super().augment(images)
+
+    trainer = Trainer(config, recipe=Watched(config))
+    assert train(trainer) == ExitCode.DONE
+    return graphs, trainer.dataset.element_spec[0].dtype
+
+
+def test_the_fast_recipe_augments_in_the_training_step(tmp_path, in_this_process):
+    graphs, pipeline_dtype = traced_in("fast", tmp_path)
+    assert pipeline_dtype == tf.uint8  # the pipeline only gathers the stored images
+    assert graphs and all("train_step" in graph for graph in graphs), graphs
+
+
+def test_the_tutorial_recipe_augments_in_the_input_pipeline(tmp_path, in_this_process):
+    graphs, pipeline_dtype = traced_in("tutorial", tmp_path)
+    assert pipeline_dtype == tf.float32
+    assert graphs and not any("train_step" in graph for graph in graphs), graphs
