@@ -74,17 +74,23 @@ def test_the_old_layout_stays_put_when_the_run_has_a_folder_of_its_own(tmp_path,
     assert "stays where it is" in caplog.text
 
 
-def test_one_trainer_per_run_and_a_kill_9_leaves_no_stale_lock(tmp_path):
-    run = tmp_path / "default"
+def lock_holder(train_dir, run: str) -> subprocess.Popen:
+    """Another process that holds the trainer lock of `run`, as a trainer does, until killed."""
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
-        import sys, time
+        import time
         from app.volume import runs
-        lock = runs.hold_trainer_lock(runs.folder({str(tmp_path)!r}, "default"))
+        lock = runs.hold_trainer_lock(runs.folder({str(train_dir)!r}, {run!r}))
         print("holding", flush=True)
         time.sleep(600)
         """)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "holding"
+    return holder
+
+
+def test_one_trainer_per_run_and_a_kill_9_leaves_no_stale_lock(tmp_path):
+    run = tmp_path / "default"
+    holder = lock_holder(tmp_path, "default")
     try:
-        assert holder.stdout.readline().strip() == "holding"
         assert runs.is_training(run)
         with pytest.raises(runs.RunBusy, match=f"run 'default' .* is being trained already, by "
                                                f"pid {holder.pid}"):
@@ -104,15 +110,8 @@ def test_any_training_sees_a_trainer_on_any_run_even_one_without_a_checkpoint(tm
     (volume / "done").mkdir(parents=True)
     (volume / "done" / ".trainer.lock").write_text("pid 1 on gone\n")  # left by a trainer that ended
     assert not runs.any_training(volume)
-    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
-        import time
-        from app.volume import runs
-        lock = runs.hold_trainer_lock(runs.folder({str(volume)!r}, "starting"))
-        print("holding", flush=True)
-        time.sleep(600)
-        """)], stdout=subprocess.PIPE, text=True)
+    holder = lock_holder(volume, "starting")
     try:
-        assert holder.stdout.readline().strip() == "holding"
         assert runs.with_checkpoints(volume) == [] and runs.any_training(volume)
     finally:
         holder.kill()
