@@ -10,7 +10,7 @@ three ways on the same batches, in alternating rounds:
 
   ours      app.train.Trainer with that network as its recipe, as its loop runs it (bench/ours.py):
             several steps per call up to the next boundary (here none for a long while: the
-            calls are as long as the loop lets them be, ~2 s)
+            calls are as long as the loop lets them be, call_size.MAX_SECS_PER_CALL)
   keras@1   Keras compile + fit with its defaults (steps_per_execution=1)
   keras@32  Keras fit with steps_per_execution=32
 

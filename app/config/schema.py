@@ -222,7 +222,7 @@ class RuntimeConfig:
     steps_per_call: int | Auto = _field("auto", minimum=1, doc="""
         Steps run in one call to TensorFlow, without a return to Python in between (as Keras'
         steps_per_execution): auto runs as many as there are before the next summary step,
-        checkpoint by steps or max_steps, and at most ~2 s of them, so that a stop is answered at
+        checkpoint by steps or max_steps, and at most ~1 s of them, so that a stop is answered at
         once; N caps that at N (1: one step a call). A progress line never ends a call.""")
     # The cadences below hold at any pace, from a GPU's 0.3 ms step to a CPU's 300 ms one: each
     # counted in steps has a bound in seconds beside it. Each is a number > 0; null turns off

@@ -19,9 +19,11 @@ import tensorflow as tf
 from app.train import cadence
 
 # The longest a call of several steps may last. A stop request (docker stop's SIGTERM) is answered
-# after the call in flight, then the checkpoint is saved: this keeps that well inside docker's
-# 10 s and supervisord's 30 s grace. (A single step longer than this is one call of its own.)
-MAX_SECS_PER_CALL = 2.0
+# after the call in flight, then the checkpoint is saved: this keeps a stop near a second, well
+# inside docker's 10 s grace. A call's own cost is a Python round trip (about a millisecond,
+# bench/RESULTS.md section 10), so 1 s of steps makes it ~0.1% of the time. (A single step
+# longer than this is one call of its own.)
+MAX_SECS_PER_CALL = 1.0
 
 
 class CallSizes:
