@@ -30,6 +30,7 @@ from tests.harness.container_runs import (HOST_OWNER, MAX_STEPS, SMALL_RUN, owne
                                           run_folder, wait_for_line, wait_on_container)
 from tests.harness.containers import Container, TrackedContainers
 from tests.harness.figures import record
+from tests.harness.native_stack import program_states
 from tests.harness.ports import answers_http, free_port
 from tests.harness.tensorboard_api import TensorBoardAPI, going_back
 from tests.harness.waiting import GaveUp
@@ -143,7 +144,7 @@ class Appliance:
         wait_for_line(self.container, log_lines.SAVED, KILL_WITHIN_SECS,
                       f"the save of step {CHECKPOINT_EVERY}", step=CHECKPOINT_EVERY)
         # Found first: supervisorctl takes a second to start, the trainer ~15 steps a second.
-        wrapper = self.supervisorctl("pid", "train").strip()
+        wrapper = self.supervisorctl("pid", "appliance:train").strip()
         child = self.container.exec("cat", f"/proc/{wrapper}/task/{wrapper}/children").stdout
         [trainer] = child.split()
         wait_on_container(self.container, lambda: any(
@@ -248,10 +249,8 @@ def test_eval_keeps_running_after_max_steps(appliance):
     appliance.wait_until(lambda: log_lines.EVAL_IDLE.search(appliance.container.logs()),
                          "eval to say every run is evaluated", FINISHED_WITHIN_SECS)
     status = appliance.supervisorctl("status")
-    assert [line.split()[1] for line in status.splitlines() if line.startswith("eval ")] == \
-        ["RUNNING"], status
-    assert [line.split()[1] for line in status.splitlines() if line.startswith("train ")] == \
-        ["EXITED"], status
+    states = program_states(status)
+    assert (states["eval"], states["train"]) == ("RUNNING", "EXITED"), status
 
 
 @pytest.mark.parametrize("run, kind, tag", CURVES, ids=[f"{run} {tag}" for run, kind, tag in CURVES])

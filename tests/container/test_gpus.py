@@ -50,7 +50,8 @@ def test_exits_2_saying_the_gpus_are_unusable(given_gpus, program):
 
 @pytest.mark.parametrize("program", ["train", "eval"])
 def test_is_not_restarted(given_gpus, program):
-    status = given_gpus.exec("/app/entrypoint.sh", "supervisorctl", "status", program).stdout
+    status = given_gpus.exec("/app/entrypoint.sh", "supervisorctl", "status",
+                             f"appliance:{program}").stdout
     assert status.split()[1] == "EXITED", status
     assert len(log_lines.find(log_lines.SPAWNED, given_gpus.logs(), program=program)) == 1
 

@@ -154,7 +154,7 @@ def test_bad_config_exits_2_and_starts_nothing(tmp_path, case):
 def kill_the_trainer(stack: NativeStack) -> None:
     """SIGKILL to the trainer itself, as the kernel's OOM killer would do it. supervisord knows
     the pid of prefix_output.py, whose one child the trainer is."""
-    children = child_pids(int(stack.supervisorctl("pid", "train").stdout))
+    children = child_pids(int(stack.supervisorctl("pid", "appliance:train").stdout))
     assert len(children) == 1, children
     os.kill(children[0], signal.SIGKILL)
 
@@ -185,9 +185,9 @@ def interrupted_stack(tmp_path_factory):
                    f"step {past_checkpoint}")
         observed["states"] = stack.program_states()
         observed["health"] = stack.run(sys.executable, "-m", "app", "health")
-        stack.supervisorctl("stop", "eval")
+        stack.supervisorctl("stop", "appliance:eval")
         observed["health_without_eval"] = stack.run(sys.executable, "-m", "app", "health")
-        stack.supervisorctl("start", "eval")
+        stack.supervisorctl("start", "appliance:eval")
 
         observed["last_logged_step"] = max(steps_since_crash())
         observed.update(stack.stop())

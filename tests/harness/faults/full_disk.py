@@ -112,7 +112,7 @@ def _fill_and_free(folder: Path, train_dir: Path, others_file: Path) -> FullDisk
 
         # And a restart resumes from the newest checkpoint.
         before = newest_listed(run_dir)
-        stack.supervisorctl("restart", "train")
+        stack.supervisorctl("restart", "appliance:train")
         restarted = log.wait(lambda: (l := log.current("train")) is not trainer
                              and l.resumed_step is not None and l, 180,
                              "the restarted trainer to resume")
