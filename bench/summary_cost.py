@@ -8,8 +8,8 @@ as the loop runs them between summaries: the pace) and `--summary-steps` pairs o
 and a summary step, each alone (train_step, as the loop runs a summary step), each timed to its
 loss read back. The extra cost is the median of the pairs' differences (a neighbour's load that
 comes and goes hits both steps of a pair); the trainer measures about the same to space its
-summaries (app/train/cadence.py: a summary step less the pace, so also a call's overhead). Batch 1 is this CPU's proxy for
-a GPU's pace (a step of a few ms).
+summaries (app/train/cadence.py: a summary step less the pace, so also a call's overhead).
+Batch 1 is this CPU's proxy for a GPU's pace (a step of a few ms).
 
 For each, the figures say which spacing the trainer's rule chooses at runtime.summary_max_share,
 and what share of the time the summaries take at summary_every_steps alone and at that spacing;
