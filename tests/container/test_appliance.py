@@ -38,8 +38,11 @@ from tests.harness.waiting import GaveUp
 pytestmark = pytest.mark.container
 
 CHECKPOINT_EVERY = 100
+# A progress line after every call (a second of steps at most), so that the kill lands at a step
+# the log has shown, well before the next checkpoint.
 RUN = {**SMALL_RUN, "CIFAR10_RUNTIME_SUMMARY_EVERY_STEPS": "10",
        "CIFAR10_RUNTIME_CHECKPOINT_EVERY_STEPS": str(CHECKPOINT_EVERY),
+       "CIFAR10_RUNTIME_LOG_EVERY_SECS": "0.001",
        "CIFAR10_TENSORBOARD_PASSWORD_FILE": "/run/secrets/tb-password"}
 # Past two summary steps since the checkpoint, with 80 steps (~5 s) left before the next one for
 # the kill to land in.
