@@ -1,9 +1,9 @@
 """The command line: `python -m app <command> [--config FILE] [--set section.key=value ...]`.
 
     train         train, checkpoint and summarize until train.max_steps (resumes by itself)
-    eval          evaluate every run's new checkpoints as they come, looking every 0.5 s while a run
-                  trains, every eval.every_secs when idle (--once: the newest of paths.run, then
-                  exit; --until-done: exit once every run is done)
+    eval          evaluate every run's new checkpoints as they come, looking every 0.5 s while a
+                  run trains, every eval.every_secs when idle (--once: the newest of paths.run,
+                  then exit; --until-done: exit once every run is done)
     tensorboard   serve train_dir on tensorboard.port
     report        every run in a table and one plot (--run NAME: one run's history; --plot FILE)
     predict       classify image files with the best export of paths.run (--top K, --json)
