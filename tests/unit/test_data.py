@@ -201,7 +201,8 @@ def test_without_an_augmentation_training_batches_are_the_uint8_images_themselve
     batch_images, batch_labels = next(iter(pipeline.training_dataset(images, labels, 16, seed=1)))
     assert batch_images.dtype == np.uint8 and batch_images.shape == (16, 32, 32, 3)
     stored = {image.tobytes(): label for image, label in zip(images, labels)}
-    assert [stored[image.tobytes()] for image in batch_images.numpy()] == batch_labels.numpy().tolist()
+    assert ([stored[image.tobytes()] for image in batch_images.numpy()]
+            == batch_labels.numpy().tolist())
 
 
 def test_crops_differ_between_images_of_a_batch():
