@@ -125,7 +125,7 @@ def main() -> int:
 def measure(trainer: Trainer, rounds: int, steps: int) -> dict:
     ours = OurTrainer(trainer)
     # The same batches for Keras: our pipeline's, the labels as Keras wants them.
-    keras_batches = trainer.dataset.map(lambda images, labels: (images, labels))
+    keras_batches = trainer.dataset_from(0).map(lambda images, labels: (images, labels))
     peers = {f"keras@{spe}": KerasFit(keras_batches, spe) for spe in KERAS_STEPS_PER_EXECUTION}
     print(machine.headline(machine.describe()))
     print(f"one dense layer (3,072 -> 10), batch {trainer.global_batch_size}, {steps} steps per "

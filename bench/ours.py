@@ -27,7 +27,7 @@ class OurTrainer:
     def __init__(self, trainer: Trainer):
         self.trainer = trainer
         self.config = trainer.config
-        self.batches = iter(trainer.dataset)
+        self.batches = iter(trainer.dataset_from(0))
         self.step = 0
         self.call_sizes = CallSizes(self.config, trainer.strategy)
 

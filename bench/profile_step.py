@@ -77,7 +77,7 @@ def main() -> int:
             f"paths.train_dir={folder}/train", f"paths.data_dir={folder}/data",
             "data.source=synthetic", *arguments.overrides], environ={})
         trainer = Trainer(config)
-        batches = iter(trainer.dataset)
+        batches = iter(trainer.dataset_from(0))
         with trainer.writer.as_default():
             for step in range(WARMUP_STEPS):
                 trainer.train_step(*next(batches), write_summaries=step == 0)

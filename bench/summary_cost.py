@@ -42,7 +42,7 @@ def measure(batch_size: int, folder: str, rounds: int, plain_steps: int,
         "data.source=synthetic", "data.synthetic_train_examples=5000",
         f"train.batch_size={batch_size}", "train.max_steps=100000000"], environ={})
     trainer = Trainer(config)
-    batches = iter(trainer.dataset)
+    batches = iter(trainer.dataset_from(0))
 
     def plain_call() -> float:
         started = time.perf_counter()

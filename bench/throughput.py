@@ -257,7 +257,7 @@ def measure(config, rounds: int, window_steps: int) -> dict:
         })
         print_row(rows[-1], header=round_number == 1)
 
-    our_pipeline_rate = pipeline_rate(trainer.dataset, batch_size, PIPELINE_BATCHES)
+    our_pipeline_rate = pipeline_rate(trainer.dataset_from(0), batch_size, PIPELINE_BATCHES)
     guide_pipeline_rate = pipeline_rate(keras_fit.dataset, batch_size, PIPELINE_BATCHES)
 
     # The figures come from the rounds in which other programs left the machine alone, when

@@ -136,7 +136,16 @@ class TrainConfig:
         Decay of the exponential moving averages of all trainable variables, kept in the checkpoint
         and used by eval. Early on the effective decay is min(decay, (1 + step) / (10 + step)).""")
     seed: int | None = _field(None, minimum=0, doc="""
-        Seed for the shuffling and augmentation (null: different every run).""")
+        Seed of everything random in training: the initial weights, each epoch's order, every
+        batch's augmentation (a function of the seed and the step, so that a resumed run sees the
+        batches the unbroken run would have). null: each start draws one (the log says which).""")
+    deterministic: bool = _field(False, doc="""
+        Make the ops repeat too (TensorFlow's op determinism), so that two runs of one config and
+        seed give bit-identical weights and curves on the same machine and TensorFlow build, a
+        run killed and resumed included. Needs train.seed. Without it a seed already fixes the
+        weights, the batches and their augmentation; what may still differ is the order in which
+        some kernels add up (on GPUs, cuDNN's chosen convolution algorithms and sums by atomic
+        adds), and with it the rounding.""")
     scale_learning_rate: str = _field("linear", choices=("linear", "none"), doc="""
         train.batch_size is per replica: a step takes batch_size x replicas images. `linear`
         multiplies the recipe's learning rates by the number of replicas to match (Goyal et al.,
@@ -464,6 +473,10 @@ def _check_together(config: Config, raw: dict[str, dict[str, sources.Setting]]) 
             f"{raw['eval']['num_examples'].origin}: eval.num_examples: expected at most the "
             f"{test_images:,} images of the {data.source} test set, got "
             f"{config.eval.num_examples:,}")
+    if config.train.deterministic and config.train.seed is None:
+        raise ConfigError(f"{raw['train']['deterministic'].origin}: train.deterministic: true "
+                          f"needs train.seed (a number): without one, each start draws its own "
+                          f"seed and no two runs could repeat")
     tensorboard = config.tensorboard
     if tensorboard.password and tensorboard.password_file:
         raise ConfigError(f"{raw['tensorboard']['password_file'].origin}: "

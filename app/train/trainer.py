@@ -49,7 +49,7 @@ from app import compat
 from app.volume import checkpoints, disk_space, layout, runs
 from app.data import cifar10, pipeline
 from app.runtime import devices, process_end
-from app.train import cadence, distribution, loss_scaling
+from app.train import cadence, distribution, loss_scaling, seeding
 from app.train.call_size import CallSizes
 from app.train.loss_scaling import LossScaling
 from app.tensorboard import hparams, summaries
@@ -87,8 +87,7 @@ class Trainer:
         # Every worker of a job resumes from the chief's checkpoints, in the run's folder.
         self.run_folder = runs.folder(config.paths.train_dir, config.paths.run)
         self.output = distribution.OutputFolder(self.run_folder)
-        if train.seed is not None:
-            tf.random.set_seed(train.seed)
+        self.seed = seeding.seed_this_start(train.seed, train.deterministic)
 
         self.recipe = recipe or recipes.for_config(config)
         precision = devices.mixed_precision_policy(
@@ -110,9 +109,7 @@ class Trainer:
         batches = cifar10.prepare(config.data, config.paths.data_dir)
         images, labels = cifar10.load_split(batches, "train")
         self.examples_per_epoch = len(labels)
-        self.dataset = self.strategy.experimental_distribute_dataset(pipeline.training_dataset(
-            images, labels, self.global_batch_size, self.recipe.pipeline_augment(),
-            seed=train.seed))
+        self.training_images = images, labels
 
         with self.strategy.scope():
             self.model = self.recipe.build_model()
@@ -142,8 +139,17 @@ class Trainer:
                                         runtime.keep_checkpoints)
         self.stop_requested = False
         self.summary_traced = False  # whether this process ran a summary step yet
+        self.batches = None
         self.writer = self._with_room_on_disk(
             lambda: tf.summary.create_file_writer(str(self.output.path)), "open its event file")
+
+    def dataset_from(self, step: int):
+        """The training batches from `step` on, each split into the replicas' shares: the same
+        batches at that step whether the run got there unbroken or resumed there."""
+        images, labels = self.training_images
+        return self.strategy.experimental_distribute_dataset(pipeline.training_dataset(
+            images, labels, self.global_batch_size, self.recipe.pipeline_augment(),
+            seed=self.seed, start_step=step))
 
     def _learning_rate_scale(self) -> float:
         # Linear scaling (Goyal et al., 2017): a k times larger batch takes k times larger steps.
@@ -181,7 +187,9 @@ class Trainer:
 
     def _replica_step(self, step, images, labels, write_summaries: bool):
         if self.recipe.augments_in_step:  # on this replica's device (recipe.py says why)
-            images = self.recipe.augment(images)
+            replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+            images = self.recipe.augment(
+                images, pipeline.augmentation_seed(self.seed, step, replica))
         forward_backward = (self._forward_backward if write_summaries
                             else self._compiled_forward_backward)
         losses, gradients, layers = forward_backward(images, labels)
@@ -274,7 +282,7 @@ class Trainer:
         """Trains from `step` until max_steps or a stop request; returns the step reached."""
         train, runtime = self.config.train, self.config.runtime
         # Kept beyond the loop: deleting it can take a minute (see _exit_without_teardown).
-        self.batches = iter(self.dataset)
+        self.batches = iter(self.dataset_from(step))
         loop_started = last_save_time = last_line_time = time.monotonic()
         last_line_step, line_from_step, loop_from_step, calls = None, step, step, 0
         self.summary_share = cadence.SummaryShare()
@@ -358,10 +366,11 @@ class Trainer:
                 tf.errors.CancelledError) as error:
             if self.config.runtime.strategy != "multi_worker":
                 raise
+            lost = distribution.lost_contact(error.message)
             raise TrainingError(
-                f"lost contact with another worker of the job after step {step} "
-                f"({type(error).__name__}). Restart all workers: they resume from "
-                f"the chief's newest checkpoint, {self._newest_checkpoint()}") from None
+                f"lost contact with another worker of the job{f' ({lost})' if lost else ''} "
+                f"after step {step} ({type(error).__name__}). Restart all workers: they resume "
+                f"from the chief's newest checkpoint, {self._newest_checkpoint()}") from None
 
     def _log_progress(self, step: int, loss, sec_per_batch: float, steps_per_call: float) -> None:
         max_steps = self.config.train.max_steps

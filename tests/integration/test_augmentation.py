@@ -29,12 +29,12 @@ def traced_in(recipe_name: str, root) -> tuple[list[str], tf.DType]:
     graphs = []
 
     class Watched(recipes.RECIPES[recipe_name]):
-        def augment(self, images):
+        def augment(self, images, seed):
             graphs.append(tf.compat.v1.get_default_graph().name)
-            return super().augment(images)
+            return super().augment(images, seed)
 
     trainer = Trainer(config, recipe=Watched(config))
-    images, labels = next(iter(trainer.dataset))
+    images, labels = next(iter(trainer.dataset_from(0)))
     loss = trainer.train_step(images, labels, write_summaries=False)
     trainer.writer.close()
     assert np.isfinite(loss.numpy())

@@ -412,3 +412,10 @@ def test_a_sweep_run_is_found_by_its_name_or_refused_naming_the_sweep_s_runs(tmp
     with pytest.raises(ConfigError, match=r"--sweep-run lr-1: the config's sweep has no run "
                                           r"'lr-1' \(it has lr-0.05, lr-0.2\)"):
         config.find_sweep_run(resolved.sweep, "lr-1")
+
+
+def test_deterministic_training_without_a_seed_is_refused_naming_both_keys():
+    with pytest.raises(ConfigError, match=r"--set train.deterministic=true: train.deterministic: "
+                                          r"true needs train.seed"):
+        config.load(None, ["train.deterministic=true"], {})
+    assert config.load(None, ["train.deterministic=true", "train.seed=7"], {}).train.seed == 7

@@ -14,6 +14,8 @@ from app.data import cifar10, pipeline
 from app.data.cifar10 import DataError, RECORD_BYTES
 from app.model.recipes import fast, tutorial
 
+SEED = np.array([1, 2])  # a stateless seed, as pipeline.augmentation_seed makes them
+
 
 def data_config(**changes):
     settings = dict(source="synthetic", url="http://127.0.0.1:9/none.tar.gz", md5="0" * 32,
@@ -205,10 +207,39 @@ def test_without_an_augmentation_training_batches_are_the_uint8_images_themselve
             == batch_labels.numpy().tolist())
 
 
+def first_batches(images, labels, count: int, start_step: int = 0, seed: int = 1):
+    batches = pipeline.training_dataset(images, labels, 16, tutorial.distort, seed=seed,
+                                        start_step=start_step)
+    return [(batch.numpy(), batch_labels.numpy()) for batch, batch_labels in batches.take(count)]
+
+
+def test_training_batches_started_at_a_step_are_the_batches_of_that_step(tmp_path):
+    # What makes a resumed run see what the unbroken one saw: batch s depends on (seed, s) only.
+    images, labels = cifar10.load_split(cifar10.prepare(data_config(), str(tmp_path)), "train")
+    from_start = first_batches(images, labels, 7)
+    from_step_4 = first_batches(images, labels, 3, start_step=4)
+    for (images_a, labels_a), (images_b, labels_b) in zip(from_start[4:], from_step_4):
+        np.testing.assert_array_equal(images_a, images_b)
+        np.testing.assert_array_equal(labels_a, labels_b)
+    other_seed = first_batches(images, labels, 1, start_step=4, seed=2)
+    assert not np.array_equal(other_seed[0][0], from_step_4[0][0])
+
+
+def test_each_epoch_takes_every_training_image_once_in_an_order_of_its_own():
+    count, batch_size = 40, 8  # five batches an epoch
+    images = np.zeros((count, 32, 32, 3), np.uint8)
+    dataset = pipeline.training_dataset(images, np.arange(count, dtype=np.int32), batch_size,
+                                        seed=5)
+    drawn = np.concatenate([labels.numpy() for _, labels in dataset.take(10)])
+    first, second = drawn[:count], drawn[count:]
+    assert sorted(first) == sorted(second) == list(range(count))
+    assert first.tolist() != second.tolist() and first.tolist() != sorted(first)
+
+
 def test_crops_differ_between_images_of_a_batch():
     # The same image 64 times: random, per-image crops and flips must make copies differ.
     image = np.random.default_rng(0).integers(0, 256, (1, 32, 32, 3), dtype=np.uint8)
-    augmented = tutorial.distort(np.repeat(image, 64, axis=0)).numpy()
+    augmented = tutorial.distort(np.repeat(image, 64, axis=0), SEED).numpy()
     distinct = {augmented[i].tobytes() for i in range(64)}
     assert len(distinct) > 32
 
@@ -216,7 +247,7 @@ def test_crops_differ_between_images_of_a_batch():
 def test_flip_and_translate_keeps_whole_images_shifted_by_at_most_4_pixels():
     image = np.zeros((1, 32, 32, 3), np.uint8)
     image[0, 14:18, 14:18] = 255  # a bright square in the middle
-    augmented = fast.flip_and_translate(np.repeat(image, 64, axis=0)).numpy()
+    augmented = fast.flip_and_translate(np.repeat(image, 64, axis=0), SEED).numpy()
     assert augmented.shape == (64, 32, 32, 3)
     centres = [np.argwhere(each[..., 0] > 0).mean(axis=0) for each in augmented]
     offsets = np.abs(np.array(centres) - 15.5)

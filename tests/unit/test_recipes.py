@@ -104,7 +104,7 @@ def test_each_recipe_keeps_the_contract(name):
     assert set(outputs) == {recipes.LOGITS, recipes.EMBEDDING, recipes.LAYERS}
     assert outputs[recipes.EMBEDDING] is outputs[recipes.LAYERS][recipe.embedding_layer]
     images = tf.zeros([2, 32, 32, 3], tf.uint8)
-    assert tuple(recipe.augment(images).shape) == (2, size, size, 3)
+    assert tuple(recipe.augment(images, tf.constant([1, 2])).shape) == (2, size, size, 3)
     loss = recipe.per_example_loss(tf.constant([1, 2]), outputs[recipes.LOGITS])
     assert tuple(loss.shape) == (2,)
     optimizer = recipe.optimizer(recipe.learning_rate(steps_per_epoch=100, scale=1.0))

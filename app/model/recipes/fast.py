@@ -52,8 +52,8 @@ class FastRecipe(Recipe):
     def build_model(self) -> keras.Model:
         return resnet9(self.hyperparameters.width)
 
-    def augment(self, images):
-        return flip_and_translate(images)
+    def augment(self, images, seed):
+        return flip_and_translate(images, seed)
 
     def learning_rate(self, steps_per_epoch: float, scale: float):
         fast = self.hyperparameters
@@ -76,12 +76,14 @@ class FastRecipe(Recipe):
 
 # -- what the network sees --------------------------------------------------------------------
 
-def flip_and_translate(images):
+def flip_and_translate(images, seed):
     """A random flip and a shift of up to MAX_SHIFT pixels (the image mirrored into the border),
-    keeping the whole image; then per-image standardization."""
+    keeping the whole image; then per-image standardization. Their randomness is a pure function
+    of `seed` (a stateless seed: the pipeline's augmentation_seed)."""
+    shift, flip = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
     margin = [[0, 0], [MAX_SHIFT, MAX_SHIFT], [MAX_SHIFT, MAX_SHIFT], [0, 0]]
     padded = tf.pad(images, margin, mode="REFLECT")
-    images = pipeline.random_flips(pipeline.random_crops(padded, cifar10.IMAGE_SIZE))
+    images = pipeline.random_flips(pipeline.random_crops(padded, cifar10.IMAGE_SIZE, shift), flip)
     return tf.image.per_image_standardization(tf.cast(images, tf.float32))
 
 

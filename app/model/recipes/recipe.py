@@ -45,8 +45,10 @@ class Recipe(abc.ABC):
         """A fresh model whose outputs are keyed by role (see this module's docstring)."""
 
     @abc.abstractmethod
-    def augment(self, images: tf.Tensor) -> tf.Tensor:
-        """A batch of uint8 training images [batch, 32, 32, 3] as the network trains on them."""
+    def augment(self, images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+        """A batch of uint8 training images [batch, 32, 32, 3] as the network trains on them;
+        every random draw is a function of `seed`, a stateless seed ([2] integers), so that
+        a batch's augmentation repeats (app/data/pipeline.py)."""
 
     def pipeline_augment(self):
         """What the input pipeline applies to each batch: `augment`, or nothing (the batch stays

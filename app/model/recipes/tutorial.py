@@ -51,8 +51,8 @@ class TutorialRecipe(Recipe):
     def build_model(self) -> keras.Model:
         return tutorial_cnn()
 
-    def augment(self, images):
-        return distort(images)
+    def augment(self, images, seed):
+        return distort(images, seed)
 
     def learning_rate(self, steps_per_epoch: float, scale: float):
         tutorial = self.hyperparameters
@@ -73,17 +73,20 @@ class TutorialRecipe(Recipe):
 
 # -- what the network sees --------------------------------------------------------------------
 
-def distort(images):
+def distort(images, seed):
     """The tutorial's distortions, drawn per image but computed for the whole batch at once: a
     random crop, a random left-right flip, brightness and contrast jitter, then per-image
-    standardization. (Their randomness follows tf.random.set_seed.)"""
-    images = pipeline.random_flips(pipeline.random_crops(images, CROP_SIZE))
+    standardization. Their randomness is a pure function of `seed` (a stateless seed: the
+    pipeline's augmentation_seed)."""
+    crop, flip, brightness, contrast = tf.unstack(tf.random.experimental.stateless_split(seed, 4))
+    images = pipeline.random_flips(pipeline.random_crops(images, CROP_SIZE, crop), flip)
     images = tf.cast(images, tf.float32)
     batch = tf.shape(images)[0]
-    images += tf.random.uniform([batch, 1, 1, 1], -MAX_BRIGHTNESS_DELTA, MAX_BRIGHTNESS_DELTA)
-    contrast = tf.random.uniform([batch, 1, 1, 1], *CONTRAST_RANGE)
+    images += tf.random.stateless_uniform([batch, 1, 1, 1], brightness,
+                                          -MAX_BRIGHTNESS_DELTA, MAX_BRIGHTNESS_DELTA)
+    factor = tf.random.stateless_uniform([batch, 1, 1, 1], contrast, *CONTRAST_RANGE)
     channel_means = tf.reduce_mean(images, axis=[1, 2], keepdims=True)
-    images = (images - channel_means) * contrast + channel_means
+    images = (images - channel_means) * factor + channel_means
     return tf.image.per_image_standardization(images)
 
 
