@@ -8,11 +8,20 @@
 Only the chief writes checkpoints and summaries into train_dir. The other workers must still
 take part in saving (a save runs collective ops), so they save into a temporary folder of their own
 and remove it when they finish: TensorFlow's documented pattern for multi-worker training.
+
+TF_CONFIG is checked before any connection is tried: JSON, a task that is in its cluster, and no
+address named twice; anything else is a DistributionError (exit 2) that says what is wrong. When a
+job loses one of its processes (a crash, a reboot, a network cut), TensorFlow's error names the
+task (`/job:worker/replica:0/task:1`) and `lost_contact` says it in TF_CONFIG's words: `worker 1
+at worker:2222`. TensorFlow's coordination service (which MultiWorkerMirroredStrategy starts, led
+by the chief) declares a task lost once it sent no heartbeat for 10 s, its default; a process
+that died outright is noticed sooner, when its connections close.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -39,9 +48,9 @@ def create_strategy(name: str) -> tf.distribute.Strategy:
     if name == "multi_worker":
         if "TF_CONFIG" not in os.environ:
             raise DistributionError(
-                "runtime.strategy is multi_worker but TF_CONFIG is not set; it must name the "
-                "cluster and this task, e.g. {\"cluster\": {\"worker\": [\"host1:port\", "
-                "\"host2:port\"]}, \"task\": {\"type\": \"worker\", \"index\": 0}}")
+                f"runtime.strategy is multi_worker but TF_CONFIG is not set; it must name the "
+                f"cluster and this task, e.g. {TF_CONFIG_EXAMPLE}")
+        tf_config()  # before the strategy tries to reach anyone
         return tf.distribute.MultiWorkerMirroredStrategy()
     gpus = tf.config.list_logical_devices("GPU")
     if name == "mirrored":
@@ -52,11 +61,81 @@ def create_strategy(name: str) -> tf.distribute.Strategy:
     return tf.distribute.get_strategy()
 
 
+TF_CONFIG_EXAMPLE = ('{"cluster": {"worker": ["host-a:2222", "host-b:2222"]}, '
+                     '"task": {"type": "worker", "index": 0}}')
+
+
+def tf_config() -> dict:
+    """TF_CONFIG, checked: {} when it is not set. A value TensorFlow would misread (it waits for
+    tasks that are not there, or two tasks fight over one port) is a DistributionError that names
+    what is wrong, before anything connects."""
+    text = os.environ.get("TF_CONFIG", "").strip()
+    if not text:
+        return {}
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise DistributionError(
+            f"TF_CONFIG is not JSON ({error.msg} at character {error.pos}); it must name the "
+            f"cluster and this task, e.g. {TF_CONFIG_EXAMPLE}") from None
+    if not isinstance(parsed, dict):
+        raise DistributionError(f"TF_CONFIG must be a JSON object, e.g. {TF_CONFIG_EXAMPLE}")
+    cluster, task_spec = parsed.get("cluster", {}), parsed.get("task", {})
+    if not isinstance(cluster, dict) or not all(
+            isinstance(addresses, list) and all(isinstance(a, str) for a in addresses)
+            for addresses in cluster.values()):
+        raise DistributionError(
+            f"TF_CONFIG's cluster must map each job to a list of \"host:port\" addresses, e.g. "
+            f"{TF_CONFIG_EXAMPLE}")
+    seen: dict[str, str] = {}
+    for job, addresses in cluster.items():
+        for index, address in enumerate(addresses):
+            if address in seen:
+                raise DistributionError(
+                    f"TF_CONFIG names the address {address} twice ({seen[address]} and {job} "
+                    f"{index}): each process of the job needs an address of its own")
+            seen[address] = f"{job} {index}"
+    if not isinstance(task_spec, dict):
+        raise DistributionError(f"TF_CONFIG's task must be an object, e.g. {TF_CONFIG_EXAMPLE}")
+    if cluster or task_spec:
+        task_type, index = task_spec.get("type"), task_spec.get("index", 0)
+        if isinstance(index, str) and index.isdigit():
+            index = int(index)
+        if not isinstance(index, int) or isinstance(index, bool) or task_type not in cluster \
+                or not 0 <= index < len(cluster[task_type]):
+            jobs = ", ".join(f"{job} 0..{len(addresses) - 1}"
+                             for job, addresses in cluster.items() if addresses) or "no tasks"
+            raise DistributionError(
+                f"TF_CONFIG's task ({task_type} {index}) is not in its cluster ({jobs}): "
+                f"the task says which of the cluster's processes this one is")
+    return parsed
+
+
+def lost_contact(error_message: str) -> str | None:
+    """The other processes of the job that a TensorFlow error names as gone (unhealthy, down, or
+    unreachable), as `worker 1 at worker:2222`; None when it names none of them."""
+    cluster = tf_config().get("cluster", {})
+    own = task()
+    named = []
+    for job, index in re.findall(r"/job:(\w+)(?:/replica:\d+)?/task:(\d+)", error_message):
+        found = (job, int(index))
+        if found != own and found not in named and job in cluster \
+                and found[1] < len(cluster[job]):
+            named.append(found)
+    if not named:  # some errors name only the address they could not reach
+        named = [(job, index) for job, addresses in cluster.items()
+                 for index, address in enumerate(addresses)
+                 if (job, index) != own and address in error_message]
+    if not named:
+        return None
+    return ", ".join(f"{job} {index} at {cluster[job][index]}" for job, index in named)
+
+
 def describe(strategy: tf.distribute.Strategy) -> str:
     """How the training is spread, in a user's words."""
     replicas = strategy.num_replicas_in_sync
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        cluster = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {})
+        cluster = tf_config().get("cluster", {})
         tasks = sum(len(addresses) for addresses in cluster.values())
         task_type, index = task()
         return (f"as {task_type} {index} of a job of {tasks} processes training in sync "
@@ -68,13 +147,13 @@ def describe(strategy: tf.distribute.Strategy) -> str:
 
 def task() -> tuple[str | None, int]:
     """This process's (task type, index) in TF_CONFIG; (None, 0) outside a multi-worker job."""
-    task_spec = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {})
+    task_spec = tf_config().get("task", {})
     return task_spec.get("type"), int(task_spec.get("index", 0))
 
 
 def is_chief() -> bool:
     """The chief is the task named 'chief', or worker 0 of a cluster that has no chief."""
-    cluster = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {})
+    cluster = tf_config().get("cluster", {})
     task_type, index = task()
     if task_type is None or task_type == "chief":
         return True
