@@ -63,8 +63,10 @@ def compose() -> dict:
 
 
 def profile_services() -> dict[str, dict]:
+    """The profile's trainers: the services that are processes of the job (TF_CONFIG)."""
     return {name: service for name, service in compose()["services"].items()
-            if PROFILE in service.get("profiles", [])}
+            if PROFILE in service.get("profiles", [])
+            and "TF_CONFIG" in service.get("environment", {})}
 
 
 def tf_config(service: dict) -> dict:
@@ -296,8 +298,21 @@ def test_one_image_everywhere():
 def test_the_profile_leaves_a_plain_compose_up_alone():
     services = compose()["services"]
     assert set(profile_services()) == {"chief", "worker"}
+    in_the_profile = {name for name, service in services.items()
+                      if PROFILE in service.get("profiles", [])}
+    assert in_the_profile == {"chief", "worker", "eval", "tensorboard"}
     always_started = {name for name, service in services.items() if not service.get("profiles")}
     assert always_started == {"appliance"}
+
+
+def test_the_profiles_trainers_restart_on_failure_and_eval_and_tensorboard_whatever_happens():
+    services = compose()["services"]
+    for name in profile_services():
+        assert re.fullmatch(r"on-failure:\d+", services[name]["restart"]), name
+        assert "depends_on" not in services[name], f"{name}: stopped after the other, not with it"
+    for name in ("eval", "tensorboard"):
+        assert services[name]["restart"] == "unless-stopped", name
+        assert "depends_on" not in services[name], f"{name} must not go with the chief"
 
 
 def test_the_profiles_tf_configs_form_one_cluster_of_both_services():
