@@ -30,7 +30,7 @@ import os
 import re
 import urllib.parse
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, ClassVar, Literal, Mapping
 
 import yaml
 
@@ -51,6 +51,8 @@ CIFAR10_TEST_IMAGES = 10_000
 # cifar10_train.py, and Page's and airbench's runs). train.max_steps `auto` is the tutorial's
 # 100,000 steps, and for the fast recipe fast.epochs passes over the training images.
 RECIPE_BATCH_SIZE = {"tutorial": 128, "fast": 512}
+# The sections that hold one recipe's hyperparameters each, named after it (train.recipe).
+RECIPE_SECTIONS = tuple(RECIPE_BATCH_SIZE)
 TUTORIAL_MAX_STEPS = 100_000
 
 # Until 2026-12-04 `eval.every_secs: 0` meant no pause between looks. Since then eval looks every
@@ -69,20 +71,35 @@ SECRET_LEFT_OUT = "(set, not shown)"
 Auto = Literal["auto"]
 
 
+# What a key is to a run that resumes: the trainer compares the config it resumes with against
+# the run's record (app/train/starts.py). Each section says it for its keys (AT_RESUME), a key
+# where it differs from its section's; None: not the trainer's business (eval's, TensorBoard's).
+LEARNED = "learned"          # what is learned: another value is refused, unless train.allow_changes
+RUN_LENGTH = "run length"    # how long: goes on, unless the recipe's schedule spans the run
+FIRST_START = "first start"  # read when a run starts from nothing: a resume leaves it be
+MACHINE = "machine"          # how this machine runs it: goes on, and the log says what changed
+# The keys of what the HParams tab shows as a run's hyperparameters.
+HYPERPARAMETER_KINDS = (LEARNED, RUN_LENGTH, FIRST_START)
+
+
 def _field(default, doc: str = "", minimum=None, choices=None, exclusive_minimum=None,
-           maximum=None, url=False, folder_name=False, too_small=""):
+           maximum=None, url=False, folder_name=False, run_reference=False, too_small="",
+           at_resume="section's"):
     """A key, written once: its default, what it is for (its comment in defaults.yaml; none when
-    the one above it covers it too) and the limits its values are checked against; `too_small`
-    is the advice added to the message when a value is under its minimum (where a value that is
-    refused now meant something before, it says what)."""
+    the one above it covers it too), the limits its values are checked against, and what it is to
+    a resumed run (at_resume: its section's AT_RESUME unless given); `too_small` is the advice
+    added to the message when a value is under its minimum (where a value that is refused now
+    meant something before, it says what)."""
     return dataclasses.field(default=default, metadata=dict(
         doc=inspect.cleandoc(doc), minimum=minimum, exclusive_minimum=exclusive_minimum,
-        maximum=maximum, choices=choices, url=url, folder_name=folder_name, too_small=too_small))
+        maximum=maximum, choices=choices, url=url, folder_name=folder_name,
+        run_reference=run_reference, too_small=too_small, at_resume=at_resume))
 
 
 @dataclasses.dataclass(frozen=True)
 class PathsConfig:
     """Where the appliance keeps what it writes, and finds the data set."""
+    AT_RESUME: ClassVar[str | None] = None
     train_dir: str = _field("/cifar10_train", doc="""
         The volume: one folder per run, which holds its checkpoints (model.ckpt-<step>, the
         `checkpoint` state file), its training event files and eval/ (eval's events and results).
@@ -99,19 +116,20 @@ class PathsConfig:
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
     """The images the trainer learns from and eval measures on."""
+    AT_RESUME: ClassVar[str | None] = LEARNED
     source: str = _field("cifar10", choices=("cifar10", "synthetic"), doc="""
         cifar10: the real data set (downloaded once and verified, or mounted).
         synthetic: a generated, learnable set in the same binary layout, for demos and tests.""")
     url: str = _field(
-        "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz", url=True, doc="""
+        "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz", url=True, at_resume=None, doc="""
         The binary version from the data set's home page, and its published MD5.""")
-    md5: str = _field("c32a1d4ab5d03f1284b67883e8d87530")
-    download_attempts: int = _field(3, minimum=1, doc="""
+    md5: str = _field("c32a1d4ab5d03f1284b67883e8d87530", at_resume=None)
+    download_attempts: int = _field(3, minimum=1, at_resume=None, doc="""
         Download attempts before giving up (with a growing pause between them).""")
     synthetic_train_examples: int = _field(10000, minimum=5, doc="""
         Size of the synthetic set: training images (split over five batch files) and test images
         (10,000, as in the real set, so that eval.num_examples' default fits either source).""")
-    synthetic_test_examples: int = _field(10000, minimum=1)
+    synthetic_test_examples: int = _field(10000, minimum=1, at_resume=None)
     synthetic_seed: int = _field(0, minimum=0, doc="""
         The synthetic set is a pure function of this seed and the sizes above.""")
 
@@ -120,12 +138,13 @@ class DataConfig:
 class TrainConfig:
     """What is learned, and from how much: every key here is a hyperparameter, shown in the
     HParams tab with the recipe's section. How this machine runs the training is `runtime:`."""
-    recipe: str = _field("tutorial", choices=("tutorial", "fast"), doc="""
+    AT_RESUME: ClassVar[str | None] = LEARNED
+    recipe: str = _field("tutorial", choices=RECIPE_SECTIONS, doc="""
         How to train, network included (app/model/recipes/): `tutorial` is the classic TensorFlow
         tutorial (its CNN, 1.07M parameters, trained its way; tuned in the `tutorial:` section);
         `fast` is ResNet-9 trained as the fastest known CIFAR-10 recipes train it (6.6M parameters;
         the `fast:` section).""")
-    max_steps: int | Auto = _field("auto", minimum=1, doc="""
+    max_steps: int | Auto = _field("auto", minimum=1, at_resume=RUN_LENGTH, doc="""
         Training stops (with a final checkpoint) at this global step. auto: the recipe's own run
         length, the tutorial's 100,000 steps, or fast.epochs passes over the training images
         for the fast recipe (`check-config` shows what it came to).""")
@@ -139,7 +158,7 @@ class TrainConfig:
         Seed of everything random in training: the initial weights, each epoch's order, every
         batch's augmentation (a function of the seed and the step, so that a resumed run sees the
         batches the unbroken run would have). null: each start draws one (the log says which).""")
-    deterministic: bool = _field(False, doc="""
+    deterministic: bool = _field(False, at_resume=MACHINE, doc="""
         Make the ops repeat too (TensorFlow's op determinism), so that two runs of one config and
         seed give bit-identical weights and curves on the same machine and TensorFlow build, a
         run killed and resumed included. Needs train.seed. Without it a seed already fixes the
@@ -161,11 +180,28 @@ class TrainConfig:
         (AVX512_BF16, AMX); float16 for it on Volta and Turing (7.x: V100, T4), whose tensor cores
         have no bfloat16; float32 for the tutorial CNN, which was seen to diverge in bfloat16 at
         its learning rate, and on other hardware.""")
+    init_from: str | None = _field(None, run_reference=True, at_resume=FIRST_START, doc="""
+        Start this run from another run's checkpoint instead of from nothing: RUN (its newest
+        checkpoint) or RUN@STEP (its newest at or before STEP), a run of the same recipe in
+        train_dir. The other run is only read. Used when this run has no checkpoint yet; once
+        it has, it resumes from its own.""")
+    init_mode: str = _field("continue", choices=("continue", "fine_tune"),
+                            at_resume=FIRST_START, doc="""
+        What init_from takes: `continue` the weights, their averages, the optimizer's state and
+        the step count (the run's curves start at that step, its schedule goes on from there);
+        `fine_tune` the weights and their averages only, from step 0 with a new optimizer.""")
+    allow_changes: bool = _field(False, at_resume=None, doc="""
+        A run resumed with other values of what it learns (any key of train:, its recipe's
+        section, data.source and the synthetic set's size and seed) is refused, naming them, so
+        that a curve never mixes two experiments unsaid. true lets it go on with them: the change
+        is recorded in the run's starts.jsonl, shown in TensorBoard's Text tab, and counted in
+        its HParams row. (How the machine runs it, runtime:, may always change.)""")
 
 
 @dataclasses.dataclass(frozen=True)
 class TutorialConfig:
     """The tutorial's recipe (train.recipe: tutorial), with the values of its cifar10.py."""
+    AT_RESUME: ClassVar[str | None] = LEARNED
     initial_learning_rate: float = _field(0.1, exclusive_minimum=0.0, doc="""
         Plain SGD at initial_learning_rate, multiplied by learning_rate_decay_factor every
         epochs_per_decay epochs (staircase): at batch 128, 0.1 for the first 136,718 steps, which is
@@ -181,6 +217,7 @@ class TutorialConfig:
 class FastConfig:
     """The fast recipe (train.recipe: fast), after David Page's "How to train your ResNet" and
     Keller Jordan's airbench. Their 94% CIFAR-10 runs took about 10 epochs at batch 512."""
+    AT_RESUME: ClassVar[str | None] = LEARNED
     epochs: float = _field(10.0, exclusive_minimum=0.0, doc="""
         The run's length where train.max_steps is auto: this many passes over the training images
         at train.batch_size (10 on CIFAR-10 at 512: 977 steps).""")
@@ -208,6 +245,7 @@ class RuntimeConfig:
     this). The cadences belong here beside the devices: a GPU's pace asks for other
     cadences than a CPU's, and steps_per_call runs up to the next of them.
     """
+    AT_RESUME: ClassVar[str | None] = MACHINE
     device: str = _field("auto", choices=("auto", "gpu", "cpu"), doc="""
         What to train on: auto uses the GPUs TensorFlow sees, else the CPU, but refuses to start
         (exit 2, saying why) when the container was given GPUs that TensorFlow cannot use; gpu
@@ -275,6 +313,7 @@ class RuntimeConfig:
 @dataclasses.dataclass(frozen=True)
 class EvalConfig:
     """Eval, the program beside the trainer that measures every run's new checkpoints."""
+    AT_RESUME: ClassVar[str | None] = None
     every_secs: float = _field(300.0, exclusive_minimum=0.0, too_small=EVERY_SECS_ADVICE, doc="""
         The pause between looks for new checkpoints while eval is idle (every run evaluated up
         to its max_steps, none training), as in the tutorial. While there is training to watch,
@@ -304,6 +343,7 @@ class EvalConfig:
 @dataclasses.dataclass(frozen=True)
 class ProjectorConfig:
     """What eval writes for TensorBoard's Projector tab."""
+    AT_RESUME: ClassVar[str | None] = None
     examples: int = _field(1000, minimum=0, maximum=10000, doc="""
         Test images placed in TensorBoard's Projector tab by their penultimate-layer (local4)
         activations, coloured by class: the first ones of the test set (all of it if it is smaller);
@@ -317,6 +357,7 @@ class ProjectorConfig:
 @dataclasses.dataclass(frozen=True)
 class ExportConfig:
     """The models eval exports for serving."""
+    AT_RESUME: ClassVar[str | None] = None
     best: bool = _field(True, doc="""
         Whenever an evaluation beats the run's best so far, export that model as a SavedModel that
         TensorFlow Serving loads: <run>/export/<step>/, image files (or uint8 32x32x3 pixels) in,
@@ -328,6 +369,7 @@ class ExportConfig:
 @dataclasses.dataclass(frozen=True)
 class TensorBoardConfig:
     """TensorBoard, serving every run of train_dir."""
+    AT_RESUME: ClassVar[str | None] = None
     port: int = _field(6006, minimum=1, maximum=65535)
     reload_every_secs: float = _field(5.0, exclusive_minimum=0.0, doc="""
         Scan train_dir for new event files every this many seconds.""")
@@ -383,6 +425,24 @@ class Config:
 SECTIONS: dict[str, type] = {f.name: globals()[f.type] for f in dataclasses.fields(Config)
                              if f.name not in (sweep.SECTION, "chosen")}
 VALUE_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
+
+
+def in_effect(config: Config, section: str, key: str) -> bool:
+    """Whether section.key has a say in this config: a recipe's section only for the run's own
+    recipe, the synthetic set's keys only for the synthetic source."""
+    if section in RECIPE_SECTIONS:
+        return section == config.train.recipe
+    if section == "data" and key.startswith("synthetic_"):
+        return config.data.source == "synthetic"
+    return True
+
+
+def at_resume(section: str, key: str) -> str | None:
+    """What section.key is to a resumed run: LEARNED, RUN_LENGTH, FIRST_START, MACHINE or None."""
+    section_type = SECTIONS[section]
+    kind = next(field.metadata["at_resume"] for field in dataclasses.fields(section_type)
+                if field.name == key)
+    return section_type.AT_RESUME if kind == "section's" else kind
 # Sections written as a list, each with what reads it.
 LISTS = {sweep.SECTION: sweep.read}
 _EXPONENT_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
@@ -550,6 +610,8 @@ def _checked(section: str, field: dataclasses.Field, setting: sources.Setting) -
             fail("a URL starting " + " or ".join(f"{scheme}://" for scheme in URL_SCHEMES))
         if field.metadata["folder_name"] and (problem := runs.name_problem(value)):
             fail(f"a folder name ({problem})")
+        if field.metadata["run_reference"] and (problem := runs.reference_problem(value)):
+            fail(f"RUN or RUN@STEP ({problem})")
 
     rules = field.metadata
     if rules["choices"] and value not in rules["choices"]:
@@ -586,7 +648,7 @@ def config_of_run(config: Config, run: str) -> Config:
     run.yaml), so that the run's model is built as it was trained; `config` itself for a run
     without one (trained before runs kept a record)."""
     record = runs.read_record(runs.folder(config.paths.train_dir, run))
-    return with_sections_of(config, record or {}, ("train", "tutorial", "fast"))
+    return with_sections_of(config, record or {}, ("train", *RECIPE_SECTIONS))
 
 
 def check_paths(config: Config) -> None:

@@ -13,6 +13,9 @@ group, and shows its newest value:
     precision @ 1 (eval)   <run>/eval   "precision @ 1"
     cross entropy (eval)   <run>/eval   "cross_entropy"
     total loss (train)     <run>        "total_loss" (the 0.9 moving average)
+    hyperparameter changes <run>        "hyperparameter_changes": how many values the run's
+      (resumes)                         resumes changed (train.allow_changes); the values shown
+                                        are its first start's, so a row with changes says so
 
 (TensorBoard's hparams plugin finds no metrics for a session at the logdir's root, run "."; a
 run in a folder of its own gets them: one reason runs are folders of the volume.)
@@ -24,8 +27,11 @@ import dataclasses
 import tensorflow as tf
 from tensorboard.plugins.hparams import api as hp
 
+from app.config import schema
 from app.volume import layout
 
+# The scalar counting the hyperparameters a run's resumes changed (train.allow_changes).
+CHANGES_TAG = "hyperparameter_changes"
 # A metric's group is its run, relative to the session's: eval's folder in the run's.
 METRICS = (
     hp.Metric("precision @ 1", group=layout.EVAL_FOLDER, display_name="precision @ 1 (eval)",
@@ -34,25 +40,33 @@ METRICS = (
               dataset_type=hp.Metric.VALIDATION),
     hp.Metric("total_loss", group="", display_name="total loss (train)",
               dataset_type=hp.Metric.TRAINING),
+    # Written by the trainer at each start (app/train/starts.py): not 0 marks a row whose values
+    # above changed during the run (the plugin shows the values of its first start).
+    hp.Metric(CHANGES_TAG, group="", display_name="hyperparameter changes (resumes)",
+              dataset_type=hp.Metric.TRAINING),
 )
 
 
 def hyperparameters(config) -> dict:
-    """What decides what the run learns, named as in --set (train.batch_size): every train key,
-    so that a new one shows up without a change here (how the machine runs it is runtime's); the
-    recipe's own section (tutorial.initial_learning_rate, fast.width); the data it learns from,
-    and how eval measures it. Unset values (a null seed) are left out: the plugin takes no None."""
-    values = {f"train.{key}": value for key, value in dataclasses.asdict(config.train).items()}
-    recipe = config.train.recipe  # each recipe's hyperparameters are the section of its name
-    values.update({f"{recipe}.{key}": value
-                   for key, value in dataclasses.asdict(getattr(config, recipe)).items()})
-    values["data.source"] = config.data.source
-    if config.data.source == "synthetic":
-        values["data.synthetic_train_examples"] = config.data.synthetic_train_examples
-        values["data.synthetic_seed"] = config.data.synthetic_seed
+    """What decides what the run learns, named as in --set (train.batch_size): every key the
+    schema says is learned, the run's length and where it started from (schema.at_resume), so
+    that a new one shows up without a change here, where it has a say (of the recipes' sections
+    only the run's own: tutorial.initial_learning_rate, fast.width); and how eval measures it.
+    Unset values (a null seed) are left out: the plugin takes no None."""
+    values = {}
+    for section in schema.SECTIONS:
+        for key, value in dataclasses.asdict(getattr(config, section)).items():
+            if (schema.at_resume(section, key) in schema.HYPERPARAMETER_KINDS
+                    and schema.in_effect(config, section, key)):
+                values[f"{section}.{key}"] = value
     values["eval.num_examples"] = config.eval.num_examples
     values["eval.use_moving_averages"] = config.eval.use_moving_averages
     return {name: value for name, value in values.items() if value is not None}
+
+
+def write_hyperparameter_changes(step: int, changes: int) -> None:
+    """How many hyperparameter values the run's resumes changed so far: its row's mark."""
+    tf.summary.scalar(CHANGES_TAG, changes, step=step)
 
 
 def write_hparams(config, step: int) -> None:

@@ -131,6 +131,11 @@ def write_config(step: int, config_yaml: str) -> None:
     tf.summary.text("config", text, step=step)
 
 
+def write_starts(step: int, starts_table: str) -> None:
+    """The run's starts so far, and what each changed (app/train/starts.py), for the Text tab."""
+    tf.summary.text("starts", starts_table, step=step)
+
+
 def write_evaluation(step: int, precision: float, loss: float) -> None:
     tf.summary.scalar("precision @ 1", precision, step=step)
     tf.summary.scalar("cross_entropy", loss, step=step)

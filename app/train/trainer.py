@@ -49,7 +49,7 @@ from app import compat
 from app.volume import checkpoints, disk_space, layout, runs
 from app.data import cifar10, pipeline
 from app.runtime import devices, process_end
-from app.train import cadence, distribution, loss_scaling, seeding
+from app.train import cadence, distribution, loss_scaling, seeding, starts
 from app.train.call_size import CallSizes
 from app.train.loss_scaling import LossScaling
 from app.tensorboard import hparams, summaries
@@ -76,9 +76,12 @@ class TrainingDiverged(TrainingError):
 class Trainer:
     # -- build ---------------------------------------------------------------------------------
 
-    def __init__(self, config, recipe: recipes.Recipe | None = None):
-        """`recipe` is train.recipe's unless one is given (a benchmark's own network)."""
+    def __init__(self, config, recipe: recipes.Recipe | None = None,
+                 start: starts.Start | None = None):
+        """`recipe` is train.recipe's unless one is given (a benchmark's own network); `start`
+        is what starts.check made of this start (checked here when not given)."""
         self.config = config
+        self.start = start if start is not None else starts.check(config)
         train, runtime = config.train, config.runtime
         gpus = devices.configure(threads=runtime.threads, device=runtime.device)
         distribution.split_cpu(runtime.cpu_devices)
@@ -99,7 +102,8 @@ class Trainer:
         xla = devices.use_xla(runtime.xla)
         # Summary steps run uncompiled: XLA cannot compile summary ops.
         self._compiled_forward_backward = tf.function(self._forward_backward, jit_compile=xla)
-        log.info(f"training run '{config.paths.run}' on {devices.describe(gpus)}; "
+        source = f" from {self.start.source}" if self.start.source else ""
+        log.info(f"training run '{config.paths.run}'{source} on {devices.describe(gpus)}; "
                  f"{distribution.describe(self.strategy)}; "
                  f"{devices.describe_precision(precision)}, XLA {'on' if xla else 'off'}")
 
@@ -233,14 +237,20 @@ class Trainer:
             log.info(f"already at step {step} >= train.max_steps {train.max_steps}; nothing to do")
             return ExitCode.DONE
         self._handle_stop_signals()
+        recorded = []
         if self.output.chief:
             self._with_room_on_disk(
                 lambda: runs.write_record(self.run_folder, self.config.to_yaml()),
                 f"write {layout.RUN_RECORD_FILE}")
+            recorded = self._with_room_on_disk(
+                lambda: starts.record(self.run_folder, self.start, step),
+                f"write {layout.STARTS_FILE}")
         with self.writer.as_default():
             summaries.mark_session_start(step)
             summaries.write_config(step, self.config.to_yaml())
             hparams.write_hparams(self.config, step)
+            summaries.write_starts(step, starts.as_markdown(recorded))
+            hparams.write_hyperparameter_changes(step, starts.learned_changes_of(recorded))
             step = self._loop(step)
         self._save(step)
         if self.stop_requested:
@@ -266,10 +276,31 @@ class Trainer:
                 f"another name (paths.run)") from None
         if restored:
             log.info(f"resumed from {restored.name}")
+            for line in starts.resume_lines(self.start):
+                log.info(line)
             if self.loss_scaling:
                 self._restore_loss_scale(restored)
+        elif self.start.source:
+            self._start_from(self.start.source)
         else:
             log.info(f"no checkpoint in {self.run_folder}; starting from step 0")
+
+    def _start_from(self, source: starts.Source) -> None:
+        """Takes what train.init_mode says of another run's checkpoint; that run is only read."""
+        if source.mode == "continue":
+            taken = self.checkpoint
+        else:  # fine_tune: a new optimizer, from step 0
+            taken = tf.train.Checkpoint(model=self.model, averages=self.weight_averages)
+        try:
+            taken.restore(str(source.checkpoint)).assert_existing_objects_matched().expect_partial()
+        except (tf.errors.OpError, ValueError, AssertionError) as error:
+            reason = str(error).strip().splitlines()[0][:200]
+            raise starts.StartRefused(
+                f"train.init_from: {self.config.train.init_from}: cannot restore "
+                f"{source.checkpoint} into this run's model ({reason})") from None
+        log.info(f"started from {source}")
+        if self.loss_scaling and source.mode == "continue":
+            self._restore_loss_scale(source.checkpoint)
 
     def _restore_loss_scale(self, checkpoint) -> None:
         if self.loss_scaling.restore(str(checkpoint)):
@@ -434,11 +465,12 @@ def main(config) -> int:
     """Trains paths.run; an AppError (a busy run, a bad setup, checkpoints of another model, a
     stop while the disk was full) ends it, as `python -m app` reports it."""
     compat.adopt_old_layout(config.paths.train_dir, config.paths.run)
+    start = starts.check(config)  # before anything is written: a refused start leaves no trace
     if distribution.is_chief():
         # Held until the process ends: closing it would let another trainer in.
         process_end.without_teardown(
             runs.hold_trainer_lock(runs.folder(config.paths.train_dir, config.paths.run)))
-    trainer = Trainer(config)
+    trainer = Trainer(config, start=start)
     process_end.without_teardown(trainer)
     try:
         return trainer.run()

@@ -7,6 +7,8 @@ what they leave in train_dir (the `cifar10_train` volume, TensorBoard's logdir).
       precision_at_1.png                REPORT_PLOT_FILE: `report`'s plot of every run
       <run>/                            one run (paths.run): TensorBoard's run `<run>`
         run.yaml                        RUN_RECORD_FILE: the config its trainer last started with
+        starts.jsonl                    STARTS_FILE: one JSON line per start of its trainer: the
+                                        step, the host, what changed, where it started from
         progress.json                   PROGRESS_FILE: its trainer's step, max_steps, images/s
         .trainer.lock                   TRAINER_LOCK_FILE: held by the run's one trainer
         checkpoint                      CHECKPOINT_STATE_FILE: the kept checkpoints, newest last
@@ -37,7 +39,7 @@ what they leave in train_dir (the `cifar10_train` volume, TensorBoard's logdir).
     .<name>.<pid>.tmp                   TEMPORARY_PREFIX: a file being written whole, beside any
                                         of the above (app/volume/atomic.py)
 
-Who writes what: the trainer (app/train/trainer.py) the run's record, progress, lock,
+Who writes what: the trainer (app/train/trainer.py) the run's record, starts, progress, lock,
 checkpoints and events; the sweep (app/train/sweep.py) its mark; eval (app/eval/) everything in
 eval/ and export/, and the Projector's configs (app/tensorboard/projector.py); `report`
 (app/tools/report.py) its plots. How each is read and written is the business of the module beside
@@ -58,6 +60,7 @@ REPORT_PLOT_FILE = "precision_at_1.png"
 # -- a run's folder ---------------------------------------------------------------------------
 
 RUN_RECORD_FILE = "run.yaml"
+STARTS_FILE = "starts.jsonl"
 PROGRESS_FILE = "progress.json"
 TRAINER_LOCK_FILE = ".trainer.lock"
 CHECKPOINT_STATE_FILE = "checkpoint"

@@ -11,10 +11,12 @@ is moved into the folder of `paths.run` the first time any program starts on it 
 so that TensorBoard shows it as a run with its metrics.
 
 Train and eval share nothing but these files: the trainer writes run.yaml and progress.json, eval
-reads them to know how to build each run's model and when the run is done.
+reads them to know how to build each run's model and when the run is done. starts.jsonl is the
+run's history for its users: every start of its trainer, and what it changed.
 """
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -45,6 +47,23 @@ def name_problem(name: str) -> str | None:
                 "starting with '.' (no '/', no '..', no spaces)")
     if name in RESERVED_NAMES:
         return f"'{name}' is kept for the folders of a run, not a run"
+    return None
+
+
+def parse_reference(reference: str) -> tuple[str, int | None]:
+    """A checkpoint of a run as train.init_from names it: `RUN` (its newest) or `RUN@STEP` (its
+    newest at or before STEP). Check it with reference_problem first."""
+    run, _, step = reference.partition("@")
+    return run, int(step) if step else None
+
+
+def reference_problem(reference: str) -> str | None:
+    """Why `reference` names no run's checkpoint, or None if it does."""
+    run, at, step = reference.partition("@")
+    if problem := name_problem(run):
+        return problem
+    if at and not step.isdigit():
+        return f"the step after '@' must be a whole number, not '{step}'"
     return None
 
 
@@ -118,6 +137,28 @@ def read_record(run_folder: Path) -> dict | None:
         return yaml.safe_load((run_folder / layout.RUN_RECORD_FILE).read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError):
         return None
+
+
+def append_start(run_folder: Path, start: dict) -> None:
+    """Adds one start of the run's trainer to its starts.jsonl, on disk before training goes on."""
+    with open(run_folder / layout.STARTS_FILE, "a", encoding="utf-8") as starts:
+        starts.write(json.dumps(start) + "\n")
+        starts.flush()
+        os.fsync(starts.fileno())
+
+
+def read_starts(run_folder: Path) -> list[dict]:
+    """Every start the run's starts.jsonl records, oldest first (a line a kill cut short left
+    out); empty for a run trained before starts were recorded."""
+    try:
+        lines = (run_folder / layout.STARTS_FILE).read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return []
+    starts = []
+    for line in lines:
+        with contextlib.suppress(json.JSONDecodeError):
+            starts.append(json.loads(line))
+    return starts
 
 
 def write_progress(run_folder: Path, step: int, max_steps: int, examples_per_sec: float,

@@ -42,7 +42,8 @@ def test_written_hparams_are_what_the_plugin_reads_at_the_step_the_trainer_start
     experiment = metadata.parse_experiment_plugin_data(
         contents[metadata.EXPERIMENT_TAG].content)
     assert [(m.name.group, m.name.tag) for m in experiment.metric_infos] == [
-        ("eval", "precision @ 1"), ("eval", "cross_entropy"), ("", "total_loss")]
+        ("eval", "precision @ 1"), ("eval", "cross_entropy"), ("", "total_loss"),
+        ("", "hyperparameter_changes")]
     session = metadata.parse_session_start_info_plugin_data(
         contents[metadata.SESSION_START_INFO_TAG].content)
     assert session.hparams["tutorial.initial_learning_rate"].number_value == 0.05

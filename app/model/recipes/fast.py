@@ -43,6 +43,8 @@ class FastRecipe(Recipe):
     # At an H100's estimated pace (bench/RESULTS.md) its flips and shifts alone would keep ~9 host
     # cores busy; on the GPU they are a few batch-wide ops on a 512-image batch, as in airbench.
     augments_in_step = True
+    # The one-cycle schedule rises and falls over train.max_steps (OneCycle below).
+    schedule_spans_run = True
 
     def __init__(self, config):
         super().__init__(config)

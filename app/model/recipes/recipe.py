@@ -36,6 +36,9 @@ class Recipe(abc.ABC):
     # says so where the pipeline alone would need more cores than a GPU machine has to keep
     # pace with a GPU (bench/pipeline_per_core.py).
     augments_in_step: bool
+    # Whether the learning-rate schedule is fitted to train.max_steps (a one-cycle that ends at
+    # it), so that another max_steps at a resume changes what is learned (app/train/starts.py).
+    schedule_spans_run: bool
 
     def __init__(self, config):
         self.config = config

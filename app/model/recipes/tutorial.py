@@ -43,6 +43,8 @@ class TutorialRecipe(Recipe):
     # In the input pipeline, as in the tutorial: estimated at ~8 host cores at an H100's pace
     # (bench/RESULTS.md), and on a CPU the pipeline's threads overlap with the step.
     augments_in_step = False
+    # Its rate drops every epochs_per_decay epochs, whatever train.max_steps is.
+    schedule_spans_run = False
 
     def __init__(self, config):
         super().__init__(config)
