@@ -30,16 +30,20 @@ class CallSizes:
     """The size of each call of one training loop, the pace that sizes them and the spacing of
     its summary steps."""
 
-    def __init__(self, config, strategy: tf.distribute.Strategy):
-        """`config`: the run's; `strategy`: the trainer's."""
+    def __init__(self, config, strategy: tf.distribute.Strategy, first_step: int | None = None):
+        """`config`: the run's; `strategy`: the trainer's; `first_step`: where the loop starts,
+        whose step writes summaries too, so that the curves of every start begin where it
+        began (a resume, a run started from another run's checkpoint)."""
         self.config = config
         self.strategy = strategy
+        self.first_step = first_step
         self.secs_per_step: float | None = None  # none before a call of plain steps is timed
         self.summary_spacing = config.runtime.summary_every_steps
 
     def summary_due(self, step: int) -> bool:
         """Whether the step that starts at `step` writes summaries (the same on every worker)."""
-        return cadence.summary_due(step, self.summary_spacing, self.config.train.max_steps)
+        return step == self.first_step or cadence.summary_due(
+            step, self.summary_spacing, self.config.train.max_steps)
 
     def steps(self, step: int) -> int:
         """How many steps the call that starts at `step` runs: a summary step alone, plain steps

@@ -317,7 +317,7 @@ class Trainer:
         loop_started = last_save_time = last_line_time = time.monotonic()
         last_line_step, line_from_step, loop_from_step, calls = None, step, step, 0
         self.summary_share = cadence.SummaryShare()
-        call_sizes = CallSizes(self.config, self.strategy)
+        call_sizes = CallSizes(self.config, self.strategy, first_step=step)
         while step < train.max_steps and not self.stop_requested:
             steps, loss = self._call(step, call_sizes, first_call=calls == 0)
             step = self._step_reached(step, steps)
