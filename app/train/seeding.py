@@ -8,6 +8,10 @@ resumed at step s sees the batches the unbroken run saw. With train.deterministi
 themselves repeat too (tf.config.experimental.enable_op_determinism: no kernel that sums in a
 varying order), which makes two runs of one config bit-identical on one machine and TensorFlow
 build. With train.seed null, each start draws a seed of its own, and runs differ.
+
+One exception: in float16 a step whose gradients overflowed is skipped, the step counter stands
+still while the batches go on, and a run resumed after such steps takes up the batches at the
+step counter's number, not where the unbroken run was (repeatable still, from the same start).
 """
 from __future__ import annotations
 

@@ -1,12 +1,16 @@
 """The trainer: data in, checkpoints and summaries out, resumable at any moment.
 
-    build    the strategy, the recipe's model and optimizer, the weight averages, the pipeline
-    restore  the newest checkpoint that fits, if there is one
+    build    the seed (app/train/seeding.py), the strategy, the recipe's model and optimizer, the
+             weight averages
+    restore  the run's newest checkpoint that fits, if there is one, or the checkpoint of
+             another run that train.init_from names; what this start changed was checked
+             before anything was written, and is recorded (app/train/starts.py)
     loop     steps until train.max_steps or a stop signal, with progress lines, summaries and
              checkpoints at their cadences (app/train/cadence.py), which hold at any pace
     save     a last checkpoint at the step reached
 
-One step: augmented batch (augmented by the pipeline, or in the step: Recipe.augments_in_step)
+One step: augmented batch (the batch of its step, augmented by the pipeline, or in the step:
+Recipe.augments_in_step; either way a function of the seed and the step)
 -> model -> the recipe's loss -> an optimizer step on the recipe's schedule -> moving averages of
 the weights. The global step is the optimizer's own iteration counter, saved in every checkpoint,
 so a restart continues the schedule where it stopped. In float16 the loss is scaled for the

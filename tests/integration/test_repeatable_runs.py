@@ -2,6 +2,7 @@
 bit-identical weights and curves, and so does a run killed with kill -9 and resumed; with
 train.seed null, runs differ. Compared as a user would: every tensor of the final checkpoints,
 and the total_loss curve TensorBoard reads from the event files."""
+import re
 import signal
 import subprocess
 import sys
@@ -28,9 +29,10 @@ REPEATABLE = {  # settings() adds the folders and the synthetic set
 NOT_TRAINING_STATE = {"save_counter/.ATTRIBUTES/VARIABLE_VALUE"}
 
 
-def train(root, run: str, **changes) -> None:
+def train(root, run: str, **changes) -> str:
     done = run_app("train", *settings(root, REPEATABLE, **{"paths.run": run, **changes}))
     assert done.returncode == ExitCode.DONE, done.stdout + done.stderr
+    return done.stdout + done.stderr
 
 
 def final_tensors(root, run: str) -> dict[str, np.ndarray]:
@@ -88,7 +90,9 @@ def test_a_run_killed_and_resumed_ends_as_the_unbroken_one(unbroken):
 
 
 def test_without_a_seed_runs_differ(unbroken):
-    train(unbroken, "unseeded", **{"train.seed": "null", "train.deterministic": "false"})
+    output = train(unbroken, "unseeded", **{"train.seed": "null", "train.deterministic": "false"})
+    assert re.search(r"train\.seed is null: this start draws seed \d+ \(set train\.seed to "
+                     r"repeat a run\)", output)
     seeded, unseeded = final_tensors(unbroken, "unbroken"), final_tensors(unbroken, "unseeded")
     # Every weight, its average, the loss averages (the step counters are alike, of course).
     floats = {name for name, value in seeded.items() if np.asarray(value).dtype.kind == "f"}
