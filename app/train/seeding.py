@@ -15,13 +15,10 @@ step counter's number, not where the unbroken run was (repeatable still, from th
 """
 from __future__ import annotations
 
-import logging
 import secrets
 
 import keras
 import tensorflow as tf
-
-log = logging.getLogger(__name__)
 
 # Seeds drawn for train.seed null stay below this: what a user can write back as train.seed.
 DRAWN_SEED_LIMIT = 2**31
@@ -29,12 +26,11 @@ DRAWN_SEED_LIMIT = 2**31
 
 def seed_this_start(seed: int | None, deterministic: bool) -> int:
     """Seeds everything random for this process and returns the seed: train.seed, or one drawn
-    for this start. (app/config refuses train.deterministic without a train.seed.)"""
+    for this start (the trainer's log says which). app/config refuses train.deterministic
+    without a train.seed."""
     if deterministic:
         tf.config.experimental.enable_op_determinism()
     if seed is None:
         seed = secrets.randbelow(DRAWN_SEED_LIMIT)
-        log.info(f"train.seed is null: this start draws seed {seed} (set train.seed to repeat "
-                 f"a run)")
     keras.utils.set_random_seed(seed)
     return seed

@@ -111,6 +111,9 @@ class Trainer:
                  f"{distribution.describe(self.strategy)}; "
                  f"{devices.describe_precision(precision)}, XLA {'on' if xla else 'off'}")
 
+        if train.seed is None:
+            log.info(f"train.seed is null: this start draws seed {self.seed} (set train.seed to "
+                     f"repeat a run)")
         log.info("; ".join(config.chosen))
         # train.batch_size is per replica; the job as a whole takes this many images a step.
         self.global_batch_size = train.batch_size * self.replicas
