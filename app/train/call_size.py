@@ -71,6 +71,14 @@ class CallSizes:
             self.config.runtime, self.summary_spacing, extra, self.secs_per_step)
         return extra
 
+    def on_any_worker(self, *flags: bool) -> tuple[bool, ...]:
+        """Each flag, true if it is true on any worker of the job (a collective: every worker
+        calls it after every call); the flags themselves on one machine."""
+        if not isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            return flags
+        means = self._mean_over_workers(tf.constant([float(flag) for flag in flags]))
+        return tuple(bool(mean > 0) for mean in means.numpy())
+
     def _agreed(self, value: float) -> float:
         if isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy):
             return float(self._mean_over_workers(tf.constant(value, tf.float32)))

@@ -331,12 +331,16 @@ class Trainer:
             calls += 1
             now = time.monotonic()
             self.summary_share.loop_secs = now - loop_started
+            # A stop asked of one worker, or a save one worker's clock calls for, is the whole
+            # job's after the same call: each save and each step is a collective.
+            self.stop_requested, save_due = call_sizes.on_any_worker(
+                self.stop_requested, cadence.checkpoint_due(runtime, step, now - last_save_time))
             if (self.stop_requested or cadence.progress_line_due(
                     runtime, step, train.max_steps, last_line_step, now - last_line_time)):
                 sec_per_batch = (now - last_line_time) / max(1, step - line_from_step)
                 self._log_progress(step, loss, sec_per_batch, (step - loop_from_step) / calls)
                 last_line_time, last_line_step, line_from_step = now, step, step
-            if cadence.checkpoint_due(runtime, step, now - last_save_time):
+            if save_due:
                 self._save(step)
                 last_save_time = time.monotonic()
         return step

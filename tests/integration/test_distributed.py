@@ -131,3 +131,22 @@ def test_a_killed_worker_fails_the_job_fast_and_both_resume(tmp_path, job_factor
     assert resumed.wait(timeout=600) == [ExitCode.DONE] * 2, resumed.output(0) + resumed.output(1)
     for index in range(2):
         assert f"resumed from {newest}" in resumed.output(index)
+
+
+def test_a_stop_asked_of_one_worker_stops_the_job_at_one_step_saved_by_the_chief(
+        tmp_path, job_factory):
+    # supervisord or Docker may reach one trainer of a job before the other, or only one: each
+    # step and each save is a collective, so both must leave the loop after the same call.
+    job = job_factory(tmp_path, **{"train.max_steps": 100_000})
+    deadline = time.monotonic() + 300
+    while "saved model.ckpt-20" not in job.output(0):
+        assert time.monotonic() < deadline and job.workers[0].poll() is None, job.output(0)
+        time.sleep(0.5)
+    job.workers[1].send_signal(signal.SIGTERM)  # the worker only, not the chief
+    assert job.wait(timeout=120) == [ExitCode.DONE] * 2, job.output(0) + job.output(1)
+    stopped = [re.search(r"stopped at step (\d+) on request", job.output(index))
+               for index in range(2)]
+    assert all(stopped), job.output(0) + job.output(1)
+    step = stopped[0].group(1)
+    assert stopped[1].group(1) == step
+    assert checkpoint_state(tmp_path / "train" / "default") == f"model.ckpt-{step}"
