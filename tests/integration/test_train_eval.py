@@ -199,9 +199,11 @@ def test_sigterm_saves_the_step_reached_and_exits_0(trained, tmp_path):
 def test_nan_loss_stops_with_exit_3_and_keeps_the_last_good_checkpoint(trained, tmp_path):
     root = tmp_path / "copy"
     shutil.copytree(trained[0], root)
-    diverging = run_app("train", *settings(root, RUN, **{"train.max_steps": 400,
-                                                         "tutorial.initial_learning_rate": 1e12}),
-                        timeout=600)
+    # The same run with a learning rate that makes it diverge: a change of what it learns,
+    # which the trainer takes only when told to.
+    diverging = run_app("train", *settings(root, RUN, **{
+        "train.max_steps": 400, "tutorial.initial_learning_rate": 1e12,
+        "train.allow_changes": "true"}), timeout=600)
     assert diverging.returncode == ExitCode.DIVERGED, diverging.stdout + diverging.stderr
     assert "error: the loss became NaN or infinite at step" in diverging.stderr
     assert "The last good checkpoint is kept: model.ckpt-300" in diverging.stderr

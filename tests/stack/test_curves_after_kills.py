@@ -46,8 +46,10 @@ def test_no_curve_repeats_a_step_or_runs_backward(killed, run, kind):
 
 def test_hparams_shows_the_run_once_with_its_metrics_at_their_newest_step(killed):
     assert hparams_problems(killed) == []
-    assert set(killed.hparams[TRAINING_RUN]["metrics"]) == {
-        "precision @ 1", "cross_entropy", "total_loss"}
+    metrics = killed.hparams[TRAINING_RUN]["metrics"]
+    assert set(metrics) == {"precision @ 1", "cross_entropy", "total_loss",
+                            "hyperparameter_changes"}
+    assert metrics["hyperparameter_changes"] == 0  # its restarts changed nothing it learns
 
 
 def test_a_checkpoint_newer_than_the_listed_ones_is_removed_at_the_next_start(killed):

@@ -51,8 +51,9 @@ SECOND_MAX_STEPS = 120
 SECOND_TRAINER = ("train", f"--set=paths.run={SECOND_RUN}",
                   "--set=tutorial.initial_learning_rate=0.05",
                   f"--set=train.max_steps={SECOND_MAX_STEPS}", "--set=runtime.steps_per_call=1")
-# What HParams shows for each run: the metrics of app/tensorboard/hparams.py, by their tags.
-METRICS = {"precision @ 1", "cross_entropy", "total_loss"}
+# What HParams shows for each run: the metrics of app/tensorboard/hparams.py, by their tags (the
+# last, 0 unless a resume changed the run's hyperparameters).
+METRICS = {"precision @ 1", "cross_entropy", "total_loss", "hyperparameter_changes"}
 
 
 def evaluated_to_the_end(stack: NativeStack, run: str, max_steps: int = MAX_STEPS) -> bool:
