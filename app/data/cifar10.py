@@ -203,11 +203,12 @@ def _write_synthetic_set(folder: Path, train_examples: int, test_examples: int, 
     training crops and flips; the colour and noise vary per image, so it is not trivial.
 
     A share of the training images (SYNTHETIC_BLANK_SHARE; none of the test images) show only
-    the noise, no pattern: nothing in them tells their class, so no network fits every training
-    image, and the loss keeps a floor. Without them the tutorial network fitted every training
-    image within ~200 steps, and then, plain SGD at the tutorial's rate of 0.1 overshot again
-    and again: its loss jumped back to chance level, at times to NaN (bench/RESULTS.md). Every
-    test image shows its pattern, so the test set can still be classified almost without error.
+    the noise, no pattern: nothing in them tells their class, so the loss cannot go to 0 (short
+    of memorizing the noise) and the class scores stop growing. Without them the tutorial
+    network fitted every training image within ~200 steps, and then plain SGD at the tutorial's
+    rate of 0.1 overshot again and again, each time in every layer at once: its loss jumped back
+    to chance level, and a jump that overflowed ended in NaN (bench/RESULTS.md, section 16). With
+    them such jumps are rarer. Every test image shows its pattern.
     """
     rng = np.random.default_rng(seed)
     class_colours = rng.uniform(0.2, 1.0, size=(NUM_CLASSES, CHANNELS))
