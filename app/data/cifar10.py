@@ -207,7 +207,7 @@ def _write_synthetic_set(folder: Path, train_examples: int, test_examples: int, 
     of memorizing the noise) and the class scores stop growing. Without them the tutorial
     network fitted every training image within ~200 steps, and then plain SGD at the tutorial's
     rate of 0.1 overshot again and again, each time in every layer at once: its loss jumped back
-    to chance level, and a jump that overflowed ended in NaN (bench/RESULTS.md, section 16). With
+    to chance level, and a jump that overflowed ended in NaN (bench/RESULTS.md, section 17). With
     them such jumps are rarer. Every test image shows its pattern.
     """
     rng = np.random.default_rng(seed)
