@@ -1,5 +1,7 @@
-"""The README's quick try, seed by seed, on the synthetic set as generator 1 wrote it (before) and
-as the appliance writes it now (after), side by side: which runs stop with exit 3.
+"""The README's quick try, seed by seed, as it was (before: the synthetic set as generator 1 wrote
+it, the tutorial's unclipped SGD) and as the appliance runs it now (after: generator 2's set,
+tutorial.gradient_clip_norm at its default), side by side: which runs stop with exit 3, and which
+fall back to the loss they started from.
 
     .venv/bin/python -m bench.quick_try_seeds [--seeds 20] [--steps 600] [--threads 2]
 
@@ -17,9 +19,10 @@ set was learned (99% of a batch right) by step ~190, after which its loss jumped
 chance level again and again (at steps ~180-580 in 6 of 6 instrumented runs).
 
 Printed: each run's result as it ends (all seeds after, then all before), then a table, a row
-per seed, each side "finished, final loss X" (the loss of the last step,
-as the trainer's last progress line gives it) or "exit 3 at step N"; then the counts; the last
-line is one JSON object with every figure.
+per seed, each side "finished, final loss X" (the loss of the last step, as the trainer's last
+progress line gives it), "fell back" when that is within 0.3 of its first progress line's (the
+network back at chance level: it trained nothing that lasted), or "exit 3 at step N"; then the
+counts; the last line is one JSON object with every figure.
 """
 from __future__ import annotations
 
@@ -101,11 +104,16 @@ class ProgressLines(logging.Handler):
             self.losses.append(float(match["loss"]))
 
 
+# Before: the tutorial's SGD as it was, unclipped.
+UNCLIPPED = ["tutorial.gradient_clip_norm=null"]
+FELL_BACK_WITHIN = 0.3  # of the first progress line's loss
+
+
 def quick_try(folder: Path, side: str, seed: int, steps: int, threads: int) -> dict:
     config = configuration.load(overrides=[
         f"paths.train_dir={folder}/train-{side}-{seed}", f"paths.data_dir={folder}/data-{side}",
-        f"train.max_steps={steps}", f"train.seed={seed}", f"runtime.threads={threads}"],
-        environ=QUICK_TRY)
+        f"train.max_steps={steps}", f"train.seed={seed}", f"runtime.threads={threads}",
+        *(UNCLIPPED if side == "before" else [])], environ=QUICK_TRY)
     keras.utils.set_random_seed(seed)
     progress = ProgressLines()
     trainer_log = logging.getLogger("app.train.trainer")
@@ -115,7 +123,8 @@ def quick_try(folder: Path, side: str, seed: int, steps: int, threads: int) -> d
         with synthetic_generator(side):
             trainer = Trainer(config)
         trainer.run()
-        result = {"exit": int(ExitCode.DONE), "final_loss": progress.losses[-1]}
+        result = {"exit": int(ExitCode.DONE), "first_loss": progress.losses[0],
+                  "final_loss": progress.losses[-1]}
     except TrainingDiverged as error:
         result = {"exit": int(error.exit_code),
                   "diverged_at_step": int(DIVERGED_AT.search(str(error))["step"])}
@@ -126,10 +135,17 @@ def quick_try(folder: Path, side: str, seed: int, steps: int, threads: int) -> d
     return result
 
 
+def fell_back(result: dict) -> bool:
+    return (result["exit"] == ExitCode.DONE
+            and result["final_loss"] > result["first_loss"] - FELL_BACK_WITHIN)
+
+
 def describe(result: dict) -> str:
     if result["exit"] == ExitCode.DIVERGED:
         return f"exit 3 at step {result['diverged_at_step']}"
-    return f"finished, final loss {result['final_loss']:.3f}"
+    return (f"finished, final loss {result['final_loss']:.3f}"
+            + (f" (fell back: it started at {result['first_loss']:.3f})" if fell_back(result)
+               else ""))
 
 
 def main() -> int:
@@ -156,17 +172,20 @@ def main() -> int:
                       f"({results[side][seed]['seconds']:.0f} s)", flush=True)
     rows = [{"seed": seed, "before": results["before"][seed], "after": results["after"][seed]}
             for seed in range(arguments.seeds)]
-    print("\n| seed | before (generator 1) | after (generator 2) |")
+    print("\n| seed | before (generator 1, unclipped) | after (generator 2, clipped) |")
     print("| --- | --- | --- |")
     for row in rows:
         print(f"| {row['seed']} | {describe(row['before'])} | {describe(row['after'])} |")
     counts = {side: sum(row[side]["exit"] == ExitCode.DIVERGED for row in rows)
               for side in ("before", "after")}
+    fallen = {side: sum(fell_back(row[side]) for row in rows) for side in ("before", "after")}
     print(f"\nexit 3: before {counts['before']} of {len(rows)}, after {counts['after']} of "
-          f"{len(rows)}; {sum(r[s]['seconds'] for r in rows for s in ('before', 'after')):.0f} s "
-          f"of training in all")
+          f"{len(rows)}; fell back to the starting loss: before {fallen['before']}, after "
+          f"{fallen['after']}; {sum(r[s]['seconds'] for r in rows for s in ('before', 'after')):.0f}"
+          f" s of training in all")
     print(json.dumps({"machine": machine.describe(), "steps": arguments.steps,
-                      "threads": arguments.threads, "diverged": counts, "runs": rows}))
+                      "threads": arguments.threads, "diverged": counts, "fell_back": fallen,
+                      "runs": rows}))
     return 0
 
 

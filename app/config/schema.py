@@ -82,18 +82,23 @@ MACHINE = "machine"          # how this machine runs it: goes on, and the log sa
 HYPERPARAMETER_KINDS = (LEARNED, RUN_LENGTH, FIRST_START)
 
 
+UNKNOWN = object()  # what a run recorded before a key existed trained with, where nobody knows
+
+
 def _field(default, doc: str = "", minimum=None, choices=None, exclusive_minimum=None,
            maximum=None, url=False, folder_name=False, run_reference=False, too_small="",
-           at_resume="section's"):
+           at_resume="section's", before_it_existed=UNKNOWN):
     """A key, written once: its default, what it is for (its comment in defaults.yaml; none when
     the one above it covers it too), the limits its values are checked against, and what it is to
-    a resumed run (at_resume: its section's AT_RESUME unless given); `too_small` is the advice
+    a resumed run (at_resume: its section's AT_RESUME unless given) and, where known, the value a
+    run recorded before the key existed trained with (before_it_existed); `too_small` is the advice
     added to the message when a value is under its minimum (where a value that is refused now
     meant something before, it says what)."""
     return dataclasses.field(default=default, metadata=dict(
         doc=inspect.cleandoc(doc), minimum=minimum, exclusive_minimum=exclusive_minimum,
         maximum=maximum, choices=choices, url=url, folder_name=folder_name,
-        run_reference=run_reference, too_small=too_small, at_resume=at_resume))
+        run_reference=run_reference, too_small=too_small, at_resume=at_resume,
+        before_it_existed=before_it_existed))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -211,6 +216,13 @@ class TutorialConfig:
     weight_decay: float = _field(0.004, minimum=0.0, doc="""
         L2 weight decay on the kernels of local3 and local4 only, the fully connected layers that
         hold most of the parameters (and overfit first); the convolutions are left free.""")
+    gradient_clip_norm: float | None = _field(10.0, exclusive_minimum=0.0, before_it_existed=None,
+                                              doc="""
+        A step whose gradients' global norm is above this is scaled down to it; null never clips,
+        as the tutorial did not. Not the tutorial's: at its rate of 0.1, plain SGD overshoots once
+        the network has fitted what it can of a set, and on the synthetic set a run could fall
+        back to chance level, or to NaN (bench/RESULTS.md, section 17). On a photo-like set the
+        norm stayed below 5 over 600 steps, so there it never acts.""")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -439,10 +451,20 @@ def in_effect(config: Config, section: str, key: str) -> bool:
 
 def at_resume(section: str, key: str) -> str | None:
     """What section.key is to a resumed run: LEARNED, RUN_LENGTH, FIRST_START, MACHINE or None."""
-    section_type = SECTIONS[section]
-    kind = next(field.metadata["at_resume"] for field in dataclasses.fields(section_type)
+    kind = _metadata(section, key)["at_resume"]
+    return SECTIONS[section].AT_RESUME if kind == "section's" else kind
+
+
+def before_it_existed(section: str, key: str):
+    """The value of section.key a run recorded before the key existed trained with, or UNKNOWN."""
+    return _metadata(section, key)["before_it_existed"]
+
+
+def _metadata(section: str, key: str):
+    return next(field.metadata for field in dataclasses.fields(SECTIONS[section])
                 if field.name == key)
-    return section_type.AT_RESUME if kind == "section's" else kind
+
+
 # Sections written as a list, each with what reads it.
 LISTS = {sweep.SECTION: sweep.read}
 _EXPONENT_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")

@@ -33,9 +33,6 @@ from app.exit_codes import AppError
 from app.model import recipes
 from app.volume import checkpoints, layout, runs
 
-NOT_RECORDED = object()  # a key the run's record lacks (written by an older version)
-
-
 class StartRefused(AppError):
     """This start would mix two experiments in one run, or names a run to start from that is not
     there: exit 2, nothing written."""
@@ -108,8 +105,8 @@ def changes(record: dict, config) -> list[Change]:
             kind = schema.at_resume(section, key)
             if kind is None or not schema.in_effect(config, section, key):
                 continue
-            old = (record.get(section) or {}).get(key, NOT_RECORDED)
-            if old is NOT_RECORDED or old == new:
+            old = (record.get(section) or {}).get(key, schema.before_it_existed(section, key))
+            if old is schema.UNKNOWN or old == new:
                 continue
             if kind == schema.RUN_LENGTH and spanning:
                 kind = schema.LEARNED

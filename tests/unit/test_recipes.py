@@ -125,3 +125,18 @@ def test_label_smoothing_spreads_a_fifth_of_the_target_over_all_classes():
     loss = fast.FastRecipe(config).per_example_loss(tf.constant([0]), logits)
     entropy = -(0.82 * np.log(0.82) + 9 * 0.02 * np.log(0.02))
     assert float(loss[0]) == pytest.approx(entropy, rel=1e-5)
+
+
+@pytest.mark.parametrize("clip, expected_norm", [("10.0", 1.0), ("null", 100.0)])
+def test_a_tutorial_step_is_clipped_to_the_gradients_global_norm_unless_null(clip, expected_norm):
+    """At the rate of 0.1, a gradient of global norm 1,000 moves the weights by 1.0 clipped at
+    10, and by all of its 100 with the tutorial's unclipped SGD; a small one is never touched."""
+    config = configuration.load(None, [f"tutorial.gradient_clip_norm={clip}"], {})
+    recipe = recipes.for_config(config)
+    weights = tf.Variable(tf.zeros([2, 2]))
+    optimizer = recipe.optimizer(0.1)
+    optimizer.apply_gradients([(tf.fill([2, 2], 500.0), weights)])  # global norm 1,000
+    assert float(tf.norm(weights)) == pytest.approx(expected_norm, rel=1e-5)
+    weights.assign(tf.zeros([2, 2]))
+    optimizer.apply_gradients([(tf.fill([2, 2], 0.5), weights)])  # norm 1: below any clip
+    assert float(tf.norm(weights)) == pytest.approx(0.1, rel=1e-5)

@@ -78,6 +78,18 @@ def test_keys_without_a_say_and_keys_an_older_record_lacks_are_not_compared(tmp_
     assert start.changes == () and start.resumes_from.name == "model.ckpt-100"
 
 
+def test_a_run_recorded_before_the_gradient_clip_existed_trained_unclipped(tmp_path):
+    make_run(tmp_path, "old", [100])
+    record = tmp_path / "old" / "run.yaml"
+    written = yaml.safe_load(record.read_text())
+    del written["tutorial"]["gradient_clip_norm"]  # recorded by a version without the clip
+    record.write_text(yaml.safe_dump(written))
+    with pytest.raises(starts.StartRefused, match=r"tutorial.gradient_clip_norm null -> 10.0 "):
+        starts.check(load(tmp_path, "old"))
+    assert starts.check(load(tmp_path, "old", **{"tutorial.gradient_clip_norm": "null"})).changes \
+        == ()
+
+
 def test_init_from_takes_the_newest_checkpoint_at_or_before_its_step(tmp_path):
     make_run(tmp_path, "base", [100, 200, 300])
     assert starts.check(load(tmp_path, "new", **{"train.init_from": "base@250"})

@@ -64,7 +64,13 @@ class TutorialRecipe(Recipe):
             decay_rate=tutorial.learning_rate_decay_factor, staircase=True)
 
     def optimizer(self, learning_rate) -> keras.optimizers.Optimizer:
-        return keras.optimizers.SGD(learning_rate)
+        clip = self.hyperparameters.gradient_clip_norm
+        if clip is None:
+            return keras.optimizers.SGD(learning_rate)
+        # Keras clips each replica's share of the gradients before they are summed: shares of
+        # at most clip / replicas keep the sum within clip, and on one replica it is exact.
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        return keras.optimizers.SGD(learning_rate, global_clipnorm=clip / replicas)
 
     def per_example_loss(self, labels, logits):
         return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
