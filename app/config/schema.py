@@ -263,7 +263,7 @@ class RuntimeConfig:
         (exit 2, saying why) when the container was given GPUs that TensorFlow cannot use; gpu
         refuses to start without one; cpu trains on the CPU even where there are GPUs.""")
     strategy: str = _field("auto", choices=("auto", "mirrored", "multi_worker"), doc="""
-        How training spreads over devices and machines (see the README's "Scaling out"):
+        How training spreads over devices and machines (see docs/scaling.md):
           auto          all GPUs of this machine in sync (MirroredStrategy) when there are several,
                         else the one GPU or the CPU
           mirrored      MirroredStrategy, also on one device
