@@ -4,7 +4,8 @@ Given GPUs it cannot use (NVIDIA_VISIBLE_DEVICES=all, which the NVIDIA Container
 `--gpus all`, and no GPU: here the CPU flavor's TensorFlow, which has no CUDA at all), the
 appliance does not train on the CPU a hundred times slower: train and eval each exit 2 saying why,
 supervisord restarts neither, and the image's health check reports it. Without the toolkit,
-`docker run --gpus all` and the GPU compose file stop at once, with the messages the README quotes.
+`docker run --gpus all` and the GPU compose file stop at once, with the messages that
+docs/running.md quotes.
 """
 from __future__ import annotations
 
@@ -68,7 +69,7 @@ def test_docker_run_gpus_all_without_the_toolkit_stops_at_once(docker, image):
     result = docker("run", "--rm", "--gpus", "all", image, "check-config", check=False)
     message = 'could not select device driver "" with capabilities: [[gpu]]'
     assert result.returncode == 125 and message in result.stderr, result.stderr
-    assert message in readme()
+    assert message in documented()
 
 
 def test_the_gpu_compose_file_without_the_toolkit_stops_at_once(docker, checkout, image):
@@ -82,8 +83,10 @@ def test_the_gpu_compose_file_without_the_toolkit_stops_at_once(docker, checkout
         docker("rmi", GPU_IMAGE, check=False)
     message = 'could not select device driver "nvidia" with capabilities: [[gpu]]'
     assert result.returncode != 0 and message in result.stderr, result.stderr
-    assert message in readme()
+    assert message in documented()
 
 
-def readme() -> str:
-    return (REPO_ROOT / "README.md").read_text()
+def documented() -> str:
+    """What the README and docs/ say, where the messages a user sees are quoted."""
+    return "\n".join(path.read_text() for path in [REPO_ROOT / "README.md",
+                                                     *sorted((REPO_ROOT / "docs").glob("*.md"))])
