@@ -1,8 +1,14 @@
 # cifar10-appliance: the CIFAR-10 trainer, evaluator and TensorBoard in one image.
 #
-#   docker build -t cifar10-appliance .                                          # GPU (CUDA from pip)
-#   docker build -t cifar10-appliance:cpu --build-arg TF_PACKAGE=tensorflow-cpu .  # CPU only, far smaller
+#   docker build -t cifar10-appliance .                                            # GPU (CUDA from pip)
+#   docker build --build-arg TF_PACKAGE=tensorflow-cpu -t cifar10-appliance .      # CPU only, far smaller
 #   docker run --gpus all -p 127.0.0.1:6006:6006 -v "$PWD/cifar10_train:/cifar10_train" cifar10-appliance
+#
+# Either flavor is the image cifar10-appliance, run by the same commands (without --gpus all for
+# the CPU one). The log's `tensorboard | open http://localhost:6006 ...` line assumes the port
+# published as above; publishing another, say so: `-p 127.0.0.1:6007:6006 -e
+# CIFAR10_TENSORBOARD_URL=http://localhost:6007`. Arguments after the image's name are the
+# appliance's, for all three programs: `... cifar10-appliance --set train.batch_size=256`.
 #
 # Behind a proxy that re-signs TLS, hand its CA bundle to the build as a secret; apt and pip use
 # it, and no layer keeps it:
@@ -74,13 +80,20 @@ COPY docker/config.yaml /etc/cifar10/config.yaml
 COPY entrypoint.sh /app/entrypoint.sh
 COPY app/ /app/app/
 
+# TensorBoard listens on every interface of the container, which a published port needs
+# (natively it keeps to 127.0.0.1); `-p 127.0.0.1:...` decides who on the host reaches it.
+# APPLIANCE_IN_CONTAINER=1: its log's `open ...` line speaks of the published port.
 ENV CIFAR10_CONFIG=/etc/cifar10/config.yaml \
+    CIFAR10_TENSORBOARD_ADDRESS=0.0.0.0 \
+    APPLIANCE_IN_CONTAINER=1 \
     PYTHONPATH=/app
 
 VOLUME ["/cifar10_train", "/cifar10_data"]
 EXPOSE 6006
 
-# Healthy while the programs supervisord runs are up and TensorBoard answers; app/runtime/health.py knows.
+# Healthy while the programs supervisord runs are up and TensorBoard answers; in a container
+# started for one program (`docker run ... cifar10-appliance train`), while that program runs
+# (tensorboard: and answers). app/runtime/health.py knows.
 # The start period covers the first start's CIFAR-10 download (170 MB) before supervisord runs.
 HEALTHCHECK --interval=30s --timeout=15s --start-period=300s --retries=3 \
     CMD ["/app/entrypoint.sh", "health"]

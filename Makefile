@@ -19,10 +19,15 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
 
 install: $(VENV)/.installed
 
-# The three programs under supervisord, natively, on port 6006 (Ctrl-C stops them all).
+# The three programs under supervisord, natively (Ctrl-C stops them all), with TensorBoard on
+# http://localhost:6006, this machine only. TENSORBOARD_ADDRESS and TENSORBOARD_PORT, the names
+# Compose reads, choose others (TENSORBOARD_ADDRESS=0.0.0.0: every interface; give TensorBoard a
+# password then); unset, the config's tensorboard.address and tensorboard.port hold.
 run: install
 	CIFAR10_PATHS_TRAIN_DIR="$${CIFAR10_PATHS_TRAIN_DIR:-$(RUN_DIR)/cifar10_train}" \
 	CIFAR10_PATHS_DATA_DIR="$${CIFAR10_PATHS_DATA_DIR:-$(RUN_DIR)/cifar10_data}" \
+	$(if $(TENSORBOARD_ADDRESS),CIFAR10_TENSORBOARD_ADDRESS="$(TENSORBOARD_ADDRESS)") \
+	$(if $(TENSORBOARD_PORT),CIFAR10_TENSORBOARD_PORT="$(TENSORBOARD_PORT)") \
 	PYTHON=$(CURDIR)/$(VENV_PYTHON) ./entrypoint.sh
 
 # Everything: unit, integration, the supervised stack, the container and the browser.

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # The appliance's front door, in the container and natively (`make run`) alike.
 #
-#   entrypoint.sh                 check the config, prepare the folders, make the data set ready,
-#                                 then run train, eval and tensorboard under supervisord
+#   entrypoint.sh [--config FILE] [--set section.key=value ...]
+#                                 check the config, prepare the folders, make the data set ready,
+#                                 then run train, eval and tensorboard under supervisord, each
+#                                 given these arguments, e.g.
+#                                 `docker run ... IMAGE --set train.batch_size=256`
 #   entrypoint.sh ROLE [ARG...]   just that program: `python -m app ROLE ARG...`, where ROLE is
 #                                 any command of `python -m app` (train, eval, tensorboard, data,
 #                                 report, predict, check-config, health: `python -m app --help`)
@@ -24,7 +27,8 @@
 #                                `supervisorctl` find supervisord through it, and its password
 #                                in the file beside it (SOCKET.password)
 # Exported for app/runtime/supervisord.conf: APPLIANCE_HOME (this script's folder), PYTHON, PYTHONPATH,
-# APPLIANCE_SUPERVISOR_PASSWORD.
+# APPLIANCE_SUPERVISOR_PASSWORD, and APPLIANCE_ARGUMENTS (the appliance's arguments, quoted for
+# supervisord, which splits a command as a POSIX shell does).
 #
 # Exit status (app/exit_codes.py): 2 (BAD_INPUT) for a bad config, before anything starts;
 # otherwise the program's own.
@@ -55,10 +59,11 @@ export APPLIANCE_HOME PYTHON APPLIANCE_SUPERVISOR_SOCKET PYTHONPATH APPLIANCE_SU
 owner=""
 run_as_owner=()
 
-# Validates the config, creates train_dir and data_dir, and when root, decides whom to run as.
+# Validates the config (laid over by the arguments given, --config and --set), creates train_dir
+# and data_dir, and when root, decides whom to run as.
 prepare() {
     local resolved_config train_dir data_dir uid gid dir
-    resolved_config=$("$PYTHON" -m app check-config) || exit $?
+    resolved_config=$("$PYTHON" -m app check-config "$@") || exit $?
     {
         read -r train_dir
         read -r data_dir
@@ -94,7 +99,7 @@ print(paths["train_dir"]); print(paths["data_dir"])')
     export HOME
     HOME=$(getent passwd "$uid" | cut -d: -f6) || HOME=/tmp
     # Checked again as the owner: root may write anywhere, the owner maybe not.
-    "${run_as_owner[@]}" "$PYTHON" -m app check-config > /dev/null || {
+    "${run_as_owner[@]}" "$PYTHON" -m app check-config "$@" > /dev/null || {
         local status=$?
         echo "(the programs run as uid $uid, gid $gid; PUID and PGID choose others)" >&2
         exit "$status"
@@ -137,12 +142,20 @@ kind_of_command() {
 }
 
 case "${1:-}" in
-    "")
-        prepare
+    -h | --help)
+        exec "$PYTHON" -m app --help
+        ;;
+    "" | -*)
+        # Arguments for the appliance as a whole, given to every program (check-config refuses
+        # any that are not --config and --set, with exit 2, before anything starts).
+        prepare "$@"
         hand_output_to_owner
         new_supervisor_password
+        APPLIANCE_ARGUMENTS=$("$PYTHON" -c 'import shlex, sys; print(shlex.join(sys.argv[1:]))' \
+            "$@")
+        export APPLIANCE_ARGUMENTS
         # Prefixed like the supervised programs' lines, so that every line says whose it is.
-        "${run_as_owner[@]}" "$PYTHON" -m app.runtime.prefix_output data "$PYTHON" -m app data
+        "${run_as_owner[@]}" "$PYTHON" -m app.runtime.prefix_output data "$PYTHON" -m app data "$@"
         exec "${run_as_owner[@]}" "$PYTHON" -m supervisor.supervisord --nodaemon \
             --configuration "$APPLIANCE_HOME/app/runtime/supervisord.conf"
         ;;

@@ -7,6 +7,11 @@ own files over; it is rendered from those fields, and a unit test holds the comm
 exactly what renders, so that the two cannot drift. Adding a key is adding a field, then
 
     python -m app.config.defaults        (or `make defaults`): rewrites app/config/defaults.yaml
+                                         and docker/cifar10.env
+
+docker/cifar10.env is rendered from the same fields: every CIFAR10_* variable the appliance reads,
+one bare name a line, which Compose (env_file) and `docker run --env-file` pass on from the shell
+only when it is set there. So every key reaches every container without a list kept by hand.
 
 (The YAML as the source instead would have to spell each key's type and limits in comments or
 tags that every user then reads past, and the code would meet its keys only at run time.)
@@ -18,7 +23,8 @@ import inspect
 
 import yaml
 
-from app.config import schema, sweep
+from app import compat
+from app.config import schema, sources, sweep
 
 HEADER = """\
 cifar10-appliance: the default configuration (rendered from app/config/schema.py by
@@ -31,6 +37,17 @@ CIFAR10_<SECTION>_<KEY>=value (e.g. CIFAR10_TRAIN_MAX_STEPS=2000), and last
 `--set section.key=value` on the command line. Values given as text are read as YAML, so
 `--set train.max_steps=2000` is a number and `--set eval.use_moving_averages=false` a boolean.
 An unknown key, a wrong type or a value out of range is an error that names the key."""
+
+# Beside the compose files: docker/compose.yaml names it as each service's env_file.
+ENV_FILE = schema.DEFAULTS_FILE.parents[2] / "docker" / "cifar10.env"
+ENV_FILE_HEADER = """\
+Every CIFAR10_* variable the appliance reads, one name a line (rendered from
+app/config/schema.py by `python -m app.config.defaults`: change the schema, not this file).
+
+docker/compose.yaml gives this file to every service as its env_file, and `docker run --env-file
+docker/cifar10.env` takes it too: a name set in your shell (for Compose, also one in .env) reaches
+the container with its value; one that is not set stays unset there, so its default holds
+(app/config/defaults.yaml)."""
 
 
 def render() -> str:
@@ -54,6 +71,28 @@ def render() -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_env_file() -> str:
+    """The text of docker/cifar10.env: CIFAR10_CONFIG, then each section's variables, then the
+    old names that app/compat.py still reads (they go when it drops them)."""
+    lines = [*_comment(ENV_FILE_HEADER, indent=""), "", sources.CONFIG_FILE_VARIABLE]
+    for section, section_type in schema.SECTIONS.items():
+        lines += ["", f"# {section}"]
+        lines += [_variable(section, key.name) for key in dataclasses.fields(section_type)]
+    old_names = []
+    for old, new in compat.RENAMED_KEYS.items():
+        if "." in old:
+            old_names.append(_variable(*old.split(".")))
+        else:  # a section renamed: each of its keys under the old section's name
+            old_names += [_variable(old, key.name)
+                          for key in dataclasses.fields(schema.SECTIONS[new])]
+    lines += ["", "# Old names, read in this release only (app/compat.py)", *old_names]
+    return "\n".join(lines) + "\n"
+
+
+def _variable(section: str, key: str) -> str:
+    return f"{sources.OVERRIDE_PREFIX}{section.upper()}_{key.upper()}"
+
+
 def _comment(text: str, indent: str) -> list[str]:
     return [f"{indent}# {line}".rstrip() for line in text.splitlines()] if text else []
 
@@ -65,7 +104,8 @@ def _scalar(value) -> str:
 
 def main() -> None:
     schema.DEFAULTS_FILE.write_text(render(), encoding="utf-8")
-    print(f"wrote {schema.DEFAULTS_FILE}")
+    ENV_FILE.write_text(render_env_file(), encoding="utf-8")
+    print(f"wrote {schema.DEFAULTS_FILE} and {ENV_FILE}")
 
 
 if __name__ == "__main__":

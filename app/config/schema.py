@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import ipaddress
 import math
 import os
 import re
@@ -43,6 +44,8 @@ from app.config.sources import CONFIG_FILE_VARIABLE, OVERRIDE_PREFIX, ConfigErro
 DEFAULTS_FILE = Path(__file__).resolve().parent / "defaults.yaml"
 # What urllib can fetch the data set from (file: a copy on a mounted disk).
 URL_SCHEMES = ("http", "https", "ftp", "file")
+# What a browser opens (tensorboard.url).
+WEB_SCHEMES = ("http", "https")
 # The real data set: five training batches of 10,000 images and test_batch.bin of 10,000. (The
 # synthetic one holds what data.synthetic_train_examples and synthetic_test_examples say.)
 CIFAR10_TRAIN_IMAGES = 50_000
@@ -86,19 +89,20 @@ UNKNOWN = object()  # what a run recorded before a key existed trained with, whe
 
 
 def _field(default, doc: str = "", minimum=None, choices=None, exclusive_minimum=None,
-           maximum=None, url=False, folder_name=False, run_reference=False, too_small="",
-           at_resume="section's", before_it_existed=UNKNOWN):
+           maximum=None, url=(), ip_address=False, folder_name=False, run_reference=False,
+           too_small="", at_resume="section's", before_it_existed=UNKNOWN):
     """A key, written once: its default, what it is for (its comment in defaults.yaml; none when
     the one above it covers it too), the limits its values are checked against, and what it is to
     a resumed run (at_resume: its section's AT_RESUME unless given) and, where known, the value a
     run recorded before the key existed trained with (before_it_existed); `too_small` is the advice
     added to the message when a value is under its minimum (where a value that is refused now
-    meant something before, it says what)."""
+    meant something before, it says what); `url`, the schemes a URL may have; `ip_address`, an
+    IPv4 or IPv6 address."""
     return dataclasses.field(default=default, metadata=dict(
         doc=inspect.cleandoc(doc), minimum=minimum, exclusive_minimum=exclusive_minimum,
-        maximum=maximum, choices=choices, url=url, folder_name=folder_name,
-        run_reference=run_reference, too_small=too_small, at_resume=at_resume,
-        before_it_existed=before_it_existed))
+        maximum=maximum, choices=choices, url=url, ip_address=ip_address,
+        folder_name=folder_name, run_reference=run_reference, too_small=too_small,
+        at_resume=at_resume, before_it_existed=before_it_existed))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,7 +130,8 @@ class DataConfig:
         cifar10: the real data set (downloaded once and verified, or mounted).
         synthetic: a generated, learnable set in the same binary layout, for demos and tests.""")
     url: str = _field(
-        "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz", url=True, at_resume=None, doc="""
+        "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz", url=URL_SCHEMES,
+        at_resume=None, doc="""
         The binary version from the data set's home page, and its published MD5.""")
     md5: str = _field("c32a1d4ab5d03f1284b67883e8d87530", at_resume=None)
     download_attempts: int = _field(3, minimum=1, at_resume=None, doc="""
@@ -383,6 +388,16 @@ class TensorBoardConfig:
     """TensorBoard, serving every run of train_dir."""
     AT_RESUME: ClassVar[str | None] = None
     port: int = _field(6006, minimum=1, maximum=65535)
+    address: str = _field("127.0.0.1", ip_address=True, doc="""
+        The address TensorBoard listens on: 127.0.0.1, this machine only (what `make run`
+        serves); 0.0.0.0, every interface (what the image sets, since a published port needs
+        it; natively `TENSORBOARD_ADDRESS=0.0.0.0 make run`). Off loopback, give it a password
+        (below).""")
+    url: str | None = _field(None, url=WEB_SCHEMES, doc="""
+        Where to open TensorBoard, as the log's `open ...` line tells it; by default
+        http://localhost:<port>, which in a container is what `-p 127.0.0.1:6006:6006` publishes.
+        Set it when you publish another port or reach it by another name, e.g.
+        CIFAR10_TENSORBOARD_URL=http://localhost:6007 with `-p 127.0.0.1:6007:6006`.""")
     reload_every_secs: float = _field(5.0, exclusive_minimum=0.0, doc="""
         Scan train_dir for new event files every this many seconds.""")
     password: str | None = _field(None, doc="""
@@ -617,10 +632,10 @@ def _checked(section: str, field: dataclasses.Field, setting: sources.Setting) -
         if not math.isfinite(value):
             fail("a finite number")
     elif base_type is str:
-        # A free text given as text stays that text: a password 123456 or a path `yes` is not
-        # the number or the boolean YAML would read.
+        # A free text given as text stays that text: a password 123456, a path `yes` or an
+        # address `::` is not the number, boolean or mapping YAML would read.
         if (setting.text is not None and not field.metadata["choices"]
-                and isinstance(value, (bool, int, float))):
+                and not isinstance(value, str)):
             value = setting.text
         if not isinstance(value, str) and field.metadata["choices"]:
             fail("one of " + ", ".join(field.metadata["choices"]))  # e.g. `off`, read as false
@@ -628,8 +643,11 @@ def _checked(section: str, field: dataclasses.Field, setting: sources.Setting) -
             fail("a non-empty text")
         if "\0" in value:  # no path or URL can hold one; a path would be cut short at it
             fail("a text without NUL characters")
-        if field.metadata["url"] and urllib.parse.urlsplit(value).scheme not in URL_SCHEMES:
-            fail("a URL starting " + " or ".join(f"{scheme}://" for scheme in URL_SCHEMES))
+        schemes = field.metadata["url"]
+        if schemes and urllib.parse.urlsplit(value).scheme not in schemes:
+            fail("a URL starting " + " or ".join(f"{scheme}://" for scheme in schemes))
+        if field.metadata["ip_address"] and not _is_ip_address(value):
+            fail("an IP address (127.0.0.1: this machine only; 0.0.0.0: every interface)")
         if field.metadata["folder_name"] and (problem := runs.name_problem(value)):
             fail(f"a folder name ({problem})")
         if field.metadata["run_reference"] and (problem := runs.reference_problem(value)):
@@ -646,6 +664,14 @@ def _checked(section: str, field: dataclasses.Field, setting: sources.Setting) -
     if rules["maximum"] is not None and value > rules["maximum"]:
         fail(f"{_describe(base_type)} <= {rules['maximum']}{or_auto}")
     return value
+
+
+def _is_ip_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _describe(base_type: type) -> str:

@@ -1,9 +1,12 @@
 """The appliance as the README's `docker run` starts it, on the real Docker engine, for a user who
-publishes TensorBoard's port and so gives it a password, in a file mounted as a secret:
+publishes TensorBoard's port and so gives it a password, in a file mounted as a secret, and who
+gives the appliance some keys as arguments, which reach all three programs:
 
     docker run -p 127.0.0.1:PORT:6006 -v "$PWD/cifar10_train:/cifar10_train" \\
         -v "$PWD/tb-password:/run/secrets/tb-password:ro" \\
-        -e CIFAR10_TENSORBOARD_PASSWORD_FILE=/run/secrets/tb-password cifar10-appliance:cpu
+        -e CIFAR10_TENSORBOARD_PASSWORD_FILE=/run/secrets/tb-password cifar10-appliance:cpu \\
+        --set runtime.checkpoint_every_steps=100 --set eval.num_examples=400 \\
+        --set tensorboard.url=http://localhost:PORT
 
 One container for the whole module, on a small synthetic run (checkpoints every 100 steps,
 summaries every 10), whose trainer is killed -9 once between two checkpoints, as the host's OOM
@@ -11,6 +14,9 @@ killer or a user would: supervisord restarts it, it resumes from its checkpoint 
 max_steps. Each test checks one thing a user would see; TensorBoard is asked through its HTTP API
 on the published port. A watcher notes from outside, as a user would, when TensorBoard first
 answers and when the first eval result appears.
+
+Containers started for one program each (`docker run ... cifar10-appliance train`) and the
+appliance given a bad key come last, each in a few seconds.
 """
 from __future__ import annotations
 
@@ -26,8 +32,9 @@ import pytest
 from app.volume.results import read_results
 from tests.harness import log_lines
 from tests.harness.checkpoints import newest_listed
-from tests.harness.container_runs import (HOST_OWNER, MAX_STEPS, SMALL_RUN, owned_train_dir,
-                                          run_folder, wait_for_line, wait_on_container)
+from tests.harness.container_runs import (ENDLESS_RUN, HOST_OWNER, MAX_STEPS, SMALL_RUN,
+                                          owned_train_dir, run_folder, wait_for_line,
+                                          wait_on_container)
 from tests.harness.containers import Container, TrackedContainers
 from tests.harness.figures import record
 from tests.harness.native_stack import program_states
@@ -41,9 +48,19 @@ CHECKPOINT_EVERY = 100
 # A progress line after every call (a second of steps at most), so that the kill lands at a step
 # the log has shown, well before the next checkpoint.
 RUN = {**SMALL_RUN, "CIFAR10_RUNTIME_SUMMARY_EVERY_STEPS": "10",
-       "CIFAR10_RUNTIME_CHECKPOINT_EVERY_STEPS": str(CHECKPOINT_EVERY),
        "CIFAR10_RUNTIME_LOG_EVERY_SECS": "0.001",
        "CIFAR10_TENSORBOARD_PASSWORD_FILE": "/run/secrets/tb-password"}
+# Given to the appliance as a whole, each over what SMALL_RUN's variables say (every 50 steps, 500
+# examples): one key each for train, eval and tensorboard (the URL its log line tells).
+EVAL_EXAMPLES = 400
+
+
+def appliance_arguments(port: int) -> tuple[str, ...]:
+    return ("--set", f"runtime.checkpoint_every_steps={CHECKPOINT_EVERY}",
+            "--set", f"eval.num_examples={EVAL_EXAMPLES}",
+            "--set", f"tensorboard.url=http://localhost:{port}")
+
+
 # Past two summary steps since the checkpoint, with 80 steps (~5 s) left before the next one for
 # the kill to land in.
 KILL_AFTER_STEP = CHECKPOINT_EVERY + 20
@@ -171,8 +188,10 @@ def appliance(docker, image, tmp_path_factory):
     os.chown(password_file, HOST_OWNER, HOST_OWNER)  # the user's own file: the programs run as them
     port = free_port()
     with TrackedContainers(docker, image) as tracked:
-        container = tracked.run(env=RUN, ports={port: 6006}, options=HEALTH_EVERY, volumes={
-            train_dir: "/cifar10_train", password_file: "/run/secrets/tb-password:ro"})
+        container = tracked.run(*appliance_arguments(port), env=RUN, ports={port: 6006},
+                                options=HEALTH_EVERY, volumes={
+                                    train_dir: "/cifar10_train",
+                                    password_file: "/run/secrets/tb-password:ro"})
         milestones = Milestones(container, port, password, run_folder(train_dir))
         milestones.start()
         appliance = Appliance(container, port, password, train_dir, milestones)
@@ -195,6 +214,15 @@ def test_tensorboard_refuses_without_the_password(appliance, route):
                          "TensorBoard answering", TENSORBOARD_WITHIN_SECS)
     status, _ = appliance.api.request(route, authorized=False)
     assert status == 401
+
+
+def test_the_log_says_where_to_open_tensorboard_in_one_line(appliance):
+    """The address tensorboard.url gives (TensorBoard itself would name the container's id)."""
+    appliance.wait_until(appliance.milestones.tensorboard_answered.is_set,
+                         "TensorBoard answering", TENSORBOARD_WITHIN_SECS)
+    lines = [line for line in appliance.container.logs().splitlines() if "http://" in line]
+    assert lines == [f"tensorboard | open http://localhost:{appliance.port} (TensorBoard on the "
+                     f"container's port 6006; behind a password, any user name)"]
 
 
 def test_becomes_healthy(appliance):
@@ -265,3 +293,50 @@ def test_no_step_repeated_or_going_back_after_the_kill(appliance, run, kind, tag
     assert going_back({(kind, tag): steps}) == []
     if run == TRAINING_RUN and kind != "text":  # text (the config) is written at each start only
         assert steps[-1] == LAST_SUMMARY
+
+
+def test_the_appliance_s_arguments_reach_every_program(appliance):
+    """`--set` after the image's name: train saves every 100 steps and eval evaluates 400
+    examples, as they say, over the variables' 50 and 500 (TensorBoard's line names the URL
+    given: the test of that line)."""
+    appliance.wait_until(appliance.finished, "a finished run", FINISHED_WITHIN_SECS)
+    logs = appliance.container.logs()
+    saved = log_lines.steps(logs, log_lines.SAVED)
+    assert saved and all(step % CHECKPOINT_EVERY == 0 for step in saved), saved
+    evaluated = [line for line in logs.splitlines() if log_lines.PRECISION.match(line)]
+    assert evaluated and all(line.endswith(f"; {EVAL_EXAMPLES} examples)")
+                             for line in evaluated), evaluated
+
+
+# -- one program a container, and a bad key -----------------------------------------------------
+
+# The image's check every second, its first verdict at once: one failure is `unhealthy` (retries
+# 1), but failures within the start period (while TensorBoard starts) do not count.
+QUICK_HEALTH = ("--health-interval", "1s", "--health-retries", "1",
+                "--health-start-period", "120s", "--health-timeout", "30s")
+HEALTH_VERDICT_WITHIN_SECS = 150
+
+
+@pytest.mark.parametrize("program", ["train", "eval", "tensorboard"])
+def test_a_container_of_one_program_is_healthy(containers, program):
+    """`docker run -d ... cifar10-appliance PROGRAM`: no supervisord, and the image's health check
+    answers for that program (TensorBoard: once it answers)."""
+    container = containers.run(program, env=ENDLESS_RUN, options=QUICK_HEALTH)
+    wait_on_container(container, lambda: container.health() in ("healthy", "unhealthy"),
+                      HEALTH_VERDICT_WITHIN_SECS, "the health check's verdict")
+    checks = container.state()["Health"]["Log"]
+    assert container.health() == "healthy", checks[-1]["Output"]
+    assert checks[-1]["Output"].startswith(f"healthy: this container runs {program} alone")
+    if program == "tensorboard":  # TensorBoard's line without a URL given: the README's -p
+        lines = [line for line in container.logs().splitlines() if "http://" in line]
+        assert lines == ["open http://localhost:6006 (TensorBoard on the container's port 6006, "
+                         "as -p 127.0.0.1:6006:6006 publishes it; for another host port set "
+                         "CIFAR10_TENSORBOARD_URL; no password: tensorboard.password sets one)"]
+
+
+def test_a_bad_key_given_to_the_appliance_stops_it_before_it_starts(containers):
+    container = containers.run("--set", "train.batch_sise=64", env=SMALL_RUN)
+    assert container.wait(timeout=120) == 2
+    assert container.logs().splitlines() == [
+        "config error: --set train.batch_sise=64: unknown key 'train.batch_sise' (did you mean "
+        "'train.batch_size'?)"]

@@ -41,6 +41,8 @@ def test_image_says_how_to_run_it(docker, image):
     assert set(config["Volumes"]) == {"/cifar10_train", "/cifar10_data"}
     assert config["Healthcheck"]["Test"] == ["CMD", "/app/entrypoint.sh", "health"]
     assert "CIFAR10_CONFIG=/etc/cifar10/config.yaml" in config["Env"]
+    # Every interface of the container, for the published port (natively: 127.0.0.1).
+    assert "CIFAR10_TENSORBOARD_ADDRESS=0.0.0.0" in config["Env"]
     assert config["Labels"]["org.opencontainers.image.title"] == "cifar10-appliance"
 
 

@@ -1,4 +1,5 @@
-"""entrypoint.sh on its own: lint-clean, and each kind of command does what its header says."""
+"""entrypoint.sh on its own: lint-clean, and each kind of command does what its header says;
+and `make run`, which starts it, passing on the variables that choose TensorBoard's address."""
 from __future__ import annotations
 
 import shutil
@@ -7,8 +8,9 @@ import subprocess
 import pytest
 import yaml
 
-from tests.harness.environment import REPO_ROOT
-from tests.harness.native_stack import ENTRYPOINT, NativeStack
+from app.exit_codes import ExitCode
+from tests.harness.environment import REPO_ROOT, app_environment
+from tests.harness.native_stack import ENTRYPOINT, NativeStack, run_in_own_session
 
 pytestmark = pytest.mark.stack
 
@@ -50,3 +52,36 @@ def test_any_other_command_runs_as_is_even_with_a_broken_config(tmp_path):
     result = run_entrypoint(stack, "sh", "-c", 'echo "$APPLIANCE_HOME"; exit 7')
     assert result.returncode == 7
     assert result.stdout.strip() == str(REPO_ROOT)
+
+
+def test_a_bad_key_given_to_the_appliance_as_a_whole_stops_it_first(tmp_path):
+    """`entrypoint.sh --set ...` (the image's command with arguments) hands them to every program;
+    a bad one is one line and exit 2, before any folder, supervisord or program."""
+    stack = NativeStack(tmp_path)
+    finished = run_in_own_session([str(ENTRYPOINT), "--set", "eval.num_examples=100", "--set",
+                                   "train.batch_sise=64"], tmp_path, stack.env, timeout=60,
+                                  stderr_apart=True)
+    assert finished.exit_code == ExitCode.BAD_INPUT, finished.output + finished.stderr
+    assert finished.stderr.splitlines() == [
+        "config error: --set train.batch_sise=64: unknown key 'train.batch_sise' (did you mean "
+        "'train.batch_size'?)"]
+    assert not finished.left_running
+    assert not stack.socket_path.exists(), "supervisord was started"
+    assert not stack.train_dir.exists() and not stack.data_dir.exists(), "folders were made"
+
+
+@pytest.mark.parametrize("variable, key", [("TENSORBOARD_ADDRESS", "address"),
+                                           ("TENSORBOARD_PORT", "port")])
+def test_make_run_passes_on_tensorboard_s_address_and_port(tmp_path, variable, key):
+    """`TENSORBOARD_ADDRESS=0.0.0.0 make run` reaches tensorboard.address (TENSORBOARD_PORT,
+    tensorboard.port): shown here by a value the config refuses, before anything starts."""
+    finished = run_in_own_session(
+        # -o: the venv is there; `make run` would otherwise check its requirements first.
+        ["make", "--no-print-directory", "-s", "-o", ".venv/.installed", "run",
+         f"RUN_DIR={tmp_path}"], REPO_ROOT, app_environment(**{variable: "nowhere"}),
+        timeout=120, stderr_apart=True)
+    assert finished.exit_code != 0
+    assert finished.stderr.startswith(
+        f"config error: environment variable CIFAR10_TENSORBOARD_{key.upper()}: "
+        f"tensorboard.{key}: expected "), finished.stderr
+    assert not (tmp_path / "cifar10_train").exists()

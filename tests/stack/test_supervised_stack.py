@@ -9,8 +9,10 @@ of their own mid-training.
 """
 from __future__ import annotations
 
+import ipaddress
 import os
 import signal
+import socket
 import subprocess
 import sys
 
@@ -98,9 +100,39 @@ def test_every_output_line_names_its_program(trained_stack):
                if not (log_lines.PROGRAM_PREFIX.match(line)
                        or log_lines.SUPERVISORD_OWN.match(line))]
     assert not unnamed, "lines without a program name:\n" + "\n".join(unnamed[:20])
-    for expected in ("data | ", "train | step ", "tensorboard | TensorBoard "):
+    for expected in ("data | ", "train | step ", "tensorboard | open http://"):
         assert expected in log
     assert log_lines.PRECISION.search(log) and "eval | [" in log
+
+
+def test_the_log_says_where_to_open_tensorboard_in_one_line(trained_stack):
+    """The appliance's line, in place of TensorBoard's own `TensorBoard 2.21.0 at http://HOST:PORT/`
+    (which, in a container, names the container)."""
+    port = trained_stack.port
+    lines = [line for line in trained_stack.log().splitlines() if "http://" in line]
+    assert lines == [f"tensorboard | open http://localhost:{port} (TensorBoard on "
+                     f"127.0.0.1:{port}, this machine only; behind a password, any user name)"]
+
+
+def non_loopback_address() -> str:
+    """This machine's address on its network (the one its default route leaves from; a UDP
+    connect sends nothing)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # TEST-NET-1: any routed address would do
+        except OSError as error:
+            pytest.skip(f"this machine has no route off loopback: {error}")
+        address = probe.getsockname()[0]
+    if ipaddress.ip_address(address).is_loopback:
+        pytest.skip("this machine has no address but loopback")
+    return address
+
+
+def test_tensorboard_listens_on_loopback_only(trained_stack):
+    assert trained_stack.tensorboard_answers()  # on 127.0.0.1
+    address = non_loopback_address()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((address, trained_stack.port), timeout=5).close()
 
 
 @pytest.mark.parametrize("command", [("python", "-m", "app", "health"), ("entrypoint.sh", "health")],
