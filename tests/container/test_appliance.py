@@ -4,7 +4,7 @@ gives the appliance some keys as arguments, which reach all three programs:
 
     docker run -p 127.0.0.1:PORT:6006 -v "$PWD/cifar10_train:/cifar10_train" \\
         -v "$PWD/tb-password:/run/secrets/tb-password:ro" \\
-        -e CIFAR10_TENSORBOARD_PASSWORD_FILE=/run/secrets/tb-password cifar10-appliance:cpu \\
+        -e CIFAR10_TENSORBOARD_PASSWORD_FILE=/run/secrets/tb-password cifar10-appliance \\
         --set runtime.checkpoint_every_steps=100 --set eval.num_examples=400 \\
         --set tensorboard.url=http://localhost:PORT
 

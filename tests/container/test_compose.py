@@ -2,9 +2,11 @@
 on the real Docker engine with Docker Compose v2:
 
     mkdir -p cifar10_train
-    docker compose -f compose.yaml -f docker/compose.cpu.yaml up --build     (in the foreground)
-    docker compose -f compose.yaml -f docker/compose.cpu.yaml stop           (from another shell)
-    docker compose -f compose.yaml -f docker/compose.cpu.yaml up --build     (resumes)
+    docker compose -f docker/compose.yaml -f docker/compose.cpu.yaml up --build   (in the foreground)
+    docker compose -f docker/compose.yaml -f docker/compose.cpu.yaml stop         (another shell)
+    docker compose -f docker/compose.yaml -f docker/compose.cpu.yaml up --build   (resumes)
+
+(the files the README's .env line names).
 
 A short synthetic run is asked for as the README says, by variables of the shell. The session's
 image is this command's build (the image_build fixture runs it first), so `up --build` here

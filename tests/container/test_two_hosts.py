@@ -1,7 +1,7 @@
 """The multi-worker profile as two hosts on the real Docker engine, CPU flavor, typed as a user
 types it (tests/harness/two_host_job.py):
 
-    docker compose -f compose.yaml -f docker/compose.cpu.yaml --profile multi-worker \\
+    docker compose -f docker/compose.yaml -f docker/compose.cpu.yaml --profile multi-worker \\
         up --build chief worker eval tensorboard
 
 The chief and the worker are containers of their own (hostname, network namespace), found by

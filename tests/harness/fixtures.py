@@ -9,7 +9,7 @@ Session:  trained_stack  the three programs natively: trained, evaluated, Tensor
           image_build    the README's CPU command's build there (Compose, BuildKit in the engine),
                          on a Debian base from debootstrap imported as debian:bookworm-slim, the
                          host's CA bundle as the ca_bundle secret
-          image          that image's name (cifar10-appliance:cpu)
+          image          that image's name (cifar10-appliance:latest, either flavor's)
           podman         an isolated podman (own storage, config and networks under one folder)
           podman_image   that image, loaded into podman
 Each test: containers    starts containers from `image` on the Docker engine and removes every

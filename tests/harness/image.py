@@ -26,10 +26,10 @@ from tests.harness.podman import IsolatedPodman
 # podman's (buildah's) build
 BASE_IMAGE = "localhost/cifar10-test-base:bookworm"
 IMAGE = "localhost/cifar10-appliance:test-cpu"
-# The real Docker engine's, through Compose: the files of the README's CPU command, and the tag
-# docker/compose.cpu.yaml gives the image.
-COMPOSE_CPU_FILES = ("-f", "compose.yaml", "-f", "docker/compose.cpu.yaml")
-CPU_IMAGE = "cifar10-appliance:cpu"
+# The real Docker engine's, through Compose: the files the README's CPU command names in .env
+# (COMPOSE_FILE), and the one name both flavors are built under.
+COMPOSE_CPU_FILES = ("-f", "docker/compose.yaml", "-f", "docker/compose.cpu.yaml")
+CPU_IMAGE = "cifar10-appliance:latest"
 DEBIAN_SLIM = "debian:bookworm-slim"  # the Dockerfile's default BASE_IMAGE, made here
 BUILD_TIMEOUT_SECS = 1800
 
@@ -119,8 +119,8 @@ def compose_shell() -> dict[str, str]:
 
 
 def compose_build(docker, checkout: Path) -> Build:
-    """Builds the CPU flavor as the README's CPU command does (`docker compose -f compose.yaml
-    -f docker/compose.cpu.yaml up --build` builds first), in `checkout`."""
+    """Builds the CPU flavor as the README's CPU command does (`docker compose up --build` with
+    COMPOSE_FILE=docker/compose.yaml:docker/compose.cpu.yaml builds first), in `checkout`."""
     options = [*COMPOSE_CPU_FILES, "--progress", "plain", "build"]
     started = time.monotonic()
     builds.append(f"Docker (Compose, BuildKit): {CPU_IMAGE}")
