@@ -632,10 +632,11 @@ def _checked(section: str, field: dataclasses.Field, setting: sources.Setting) -
         if not math.isfinite(value):
             fail("a finite number")
     elif base_type is str:
-        # A free text given as text stays that text: a password 123456, a path `yes` or an
-        # address `::` is not the number, boolean or mapping YAML would read.
+        # A free text given as text stays that text: a password 123456 or a path `yes` is not
+        # the number or the boolean YAML would read, nor the address `::` a mapping. (A list or
+        # a mapping for any other text is refused below: `[a, b]` for a path is a mistake.)
         if (setting.text is not None and not field.metadata["choices"]
-                and not isinstance(value, str)):
+                and (isinstance(value, (bool, int, float)) or field.metadata["ip_address"])):
             value = setting.text
         if not isinstance(value, str) and field.metadata["choices"]:
             fail("one of " + ", ".join(field.metadata["choices"]))  # e.g. `off`, read as false
