@@ -28,6 +28,10 @@ DISK_HAS_ROOM = _printed_by("train", r"disk has room again")
 # removed as the trainer starts.
 REMOVED_UNFINISHED_SAVE = _printed_by(
     "train", r"removed (?P<name>model\.ckpt-(?P<step>\d+)\S*): a save cut short")
+# A resume that would change what the run learns, refused (exit 2), each key's old and new value.
+LEARNED_CHANGE_REFUSED = _printed_by(
+    "train", r"error: run '(?P<run>[^']+)' was trained with other values of what it learns: "
+             r"(?P<changes>.+?) \(its record: ")
 RUN_BUSY = _printed_by("train", r"error: run '(?P<run>[^']+)' \(.*\) is being trained already")
 SWEEP_RUN_STARTED = _printed_by("train", r"sweep: run (?P<run>\S+) \((?P<number>\d+) of \d+\): ")
 SWEEP_RUN_SKIPPED = _printed_by("train", r"sweep: run (?P<run>\S+) \((?P<number>\d+) of \d+\) "
@@ -60,6 +64,10 @@ MOVED_OLD_LAYOUT = re.compile(r"^(?:(?P<program>train|eval|tensorboard) \| )?mov
 
 # -- data -----------------------------------------------------------------------------------
 DATA_SPLIT = _printed_by("data", r"(?P<split>train|test): (?P<images>[\d,]+) images in ")
+
+# -- any program, before it starts: the config refused (exit 2) ----------------------------------
+CONFIG_ERROR = re.compile(r"^config error: (?P<source>.+?): (?P<message>(?:unknown key|expected|"
+                          r"line \d+: ).+)$", re.MULTILINE)
 
 # -- the console under supervisord ------------------------------------------------------------
 PROGRAM_PREFIX = re.compile(r"^(?P<program>train|eval|tensorboard|data) \| ")

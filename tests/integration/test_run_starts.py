@@ -12,6 +12,7 @@ from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.plugins.hparams import metadata
 
 from app.exit_codes import ExitCode
+from tests.harness import log_lines
 from tests.harness.environment import run_app, settings
 
 pytestmark = pytest.mark.slow
@@ -73,9 +74,10 @@ def test_a_resume_that_changes_the_learning_rate_is_refused_and_writes_nothing(s
     assert refused.returncode == ExitCode.BAD_INPUT
     errors = [line for line in app_lines(refused.stdout + refused.stderr)
               if line.startswith("error:")]
-    assert len(errors) == 1 and errors[0].startswith(
-        "error: run 'first' was trained with other values of what it learns: "
-        "tutorial.initial_learning_rate 0.1 -> 0.05")
+    assert len(errors) == 1
+    said = log_lines.LEARNED_CHANGE_REFUSED.match(errors[0])
+    assert (said["run"], said["changes"]) == ("first",
+                                                    "tutorial.initial_learning_rate 0.1 -> 0.05")
     assert snapshot(source / "train") == before
 
 
