@@ -11,7 +11,8 @@ exactly what renders, so that the two cannot drift. Adding a key is adding a fie
 
 docker/cifar10.env is rendered from the same fields: every CIFAR10_* variable the appliance reads,
 one bare name a line, which Compose (env_file) and `docker run --env-file` pass on from the shell
-only when it is set there. So every key reaches every container without a list kept by hand.
+only when it is set there. So every key reaches every container without a list kept by hand, but
+the two paths where the container mounts its volumes (MOUNT_POINTS).
 
 (The YAML as the source instead would have to spell each key's type and limits in comments or
 tags that every user then reads past, and the code would meet its keys only at run time.)
@@ -47,7 +48,13 @@ app/config/schema.py by `python -m app.config.defaults`: change the schema, not 
 docker/compose.yaml gives this file to every service as its env_file, and `docker run --env-file
 docker/cifar10.env` takes it too: a name set in your shell (for Compose, also one in .env) reaches
 the container with its value; one that is not set stays unset there, so its default holds
-(app/config/defaults.yaml)."""
+(app/config/defaults.yaml). Not here: CIFAR10_PATHS_TRAIN_DIR and CIFAR10_PATHS_DATA_DIR. In the
+container those are where its volumes are mounted, /cifar10_train and /cifar10_data; the host's
+folders exported for `make run` or the programs without Docker would name nothing there."""
+
+# In the container, where its volumes are: a shell's value is a host path (make run's, the
+# native programs') and must not follow Compose or `docker run --env-file` in.
+MOUNT_POINTS = ("paths.train_dir", "paths.data_dir")
 
 
 def render() -> str:
@@ -77,7 +84,8 @@ def render_env_file() -> str:
     lines = [*_comment(ENV_FILE_HEADER, indent=""), "", sources.CONFIG_FILE_VARIABLE]
     for section, section_type in schema.SECTIONS.items():
         lines += ["", f"# {section}"]
-        lines += [_variable(section, key.name) for key in dataclasses.fields(section_type)]
+        lines += [_variable(section, key.name) for key in dataclasses.fields(section_type)
+                  if f"{section}.{key.name}" not in MOUNT_POINTS]
     old_names = []
     for old, new in compat.RENAMED_KEYS.items():
         if "." in old:
