@@ -20,8 +20,9 @@ chance level again and again (at steps ~180-580 in 6 of 6 instrumented runs).
 
 Printed: each run's result as it ends (all seeds after, then all before), then a table, a row
 per seed, each side "finished, final loss X" (the loss of the last step, as the trainer's last
-progress line gives it), "fell back" when that is within 0.3 of its first progress line's (the
-network back at chance level: it trained nothing that lasted), or "exit 3 at step N"; then the
+progress line gives it), "fell back" when that is not at least 0.3 below its first progress
+line's (the network back at chance level, or beyond it on its way to NaN: it trained nothing that
+lasted), or "exit 3 at step N"; then the
 counts; the last line is one JSON object with every figure.
 """
 from __future__ import annotations

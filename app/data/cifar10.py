@@ -208,7 +208,8 @@ def _write_synthetic_set(folder: Path, train_examples: int, test_examples: int, 
     network fitted every training image within ~200 steps, and then plain SGD at the tutorial's
     rate of 0.1 overshot again and again, each time in every layer at once: its loss jumped back
     to chance level, and a jump that overflowed ended in NaN (bench/RESULTS.md, section 17). With
-    them such jumps are rarer. Every test image shows its pattern.
+    them such jumps are rarer, and the recipe's clip of the gradient's norm
+    (tutorial.gradient_clip_norm) stops the ones left. Every test image shows its pattern.
     """
     rng = np.random.default_rng(seed)
     class_colours = rng.uniform(0.2, 1.0, size=(NUM_CLASSES, CHANNELS))
