@@ -1,0 +1,197 @@
+"""A user who is not root, typing the README's and docs/'s commands as written into one shell, in a
+checkout of their own, with the real Docker engine of the tests' own (the user is in its group,
+as in the `docker` group).
+
+    user = NewUser(home, checkout, uid, gid, engine)
+    outcome = user.type(command)      one that ends by itself: run to its end
+    user.start(command, sign)         one that keeps running (`up`, `make run`): in a terminal of
+                                      its own, until `sign` shows; stop_all() sends it Ctrl-C
+    user.clean_tmp()                  at the end: what its programs left in /tmp
+
+The shell: HOME of the user's own, PATH, the engine's socket as DOCKER_HOST, the docker CLI's
+plugins in ~/.docker/cli-plugins, and whatever the user exports.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.harness.docker_engine import PLUGINS, DockerEngine, plugin_path
+from tests.harness.waiting import GaveUp, wait_until
+
+COMMAND_TIMEOUT_SECS = 900     # a build from scratch included
+STOP_WITHIN_SECS = 90          # Ctrl-C to gone: compose's stop grace (30 s) and some
+
+
+@dataclass
+class Outcome:
+    exit_code: int | None      # None while it runs, or when it had to be killed
+    output: str
+    seconds: float
+    stopped_by_ctrl_c: bool = False
+
+
+@dataclass
+class Running:
+    command: str
+    process: subprocess.Popen
+    log: Path
+    started: float
+    outcome: Outcome | None = None
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@dataclass
+class NewUser:
+    home: Path
+    checkout: Path
+    uid: int
+    gid: int
+    engine: DockerEngine
+    exported: dict[str, str] = field(default_factory=dict)
+    running: list[Running] = field(default_factory=list)
+    typed: int = 0
+
+    def __post_init__(self):
+        plugins = self.home / ".docker" / "cli-plugins"
+        plugins.mkdir(parents=True, exist_ok=True)
+        for plugin in PLUGINS:
+            if found := plugin_path(plugin):
+                (plugins / plugin).symlink_to(found)
+        self._give_to_user(self.home)
+        self._give_to_user(self.checkout)
+        # The engine's socket, as a docker group's member reaches it.
+        os.chmod(self.engine.folder, 0o711)
+        os.chown(self.engine.socket, 0, self.gid)
+        os.chmod(self.engine.socket, 0o660)
+
+    def _give_to_user(self, folder: Path) -> None:
+        if os.geteuid() != 0:
+            return
+        for path in [folder, *folder.rglob("*")]:
+            os.lchown(path, self.uid, self.gid)
+
+    def environment(self) -> dict[str, str]:
+        return {"HOME": str(self.home), "USER": "newcomer", "LANG": "C.UTF-8",
+                "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+                "DOCKER_HOST": f"unix://{self.engine.socket}", **self.exported}
+
+    def _popen(self, command: str, log: Path, extra: str = "") -> subprocess.Popen:
+        as_user = {"user": self.uid, "group": self.gid, "extra_groups": []} \
+            if os.geteuid() == 0 else {}
+        with log.open("ab") as sink:
+            return subprocess.Popen(
+                ["bash", "-c", command + extra], cwd=self.checkout, env=self.environment(),
+                stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True, preexec_fn=_as_in_a_terminal, **as_user)
+
+    def _log(self) -> Path:
+        """The terminal's output, the user's own file: a program that opens /dev/stdout again
+        (supervisord's logs do) must be able to, as it can a terminal."""
+        self.typed += 1
+        log = self.home / f"terminal-{self.typed}.log"
+        log.touch()
+        if os.geteuid() == 0:
+            os.chown(log, self.uid, self.gid)
+        return log
+
+    def type(self, command: str, timeout: float = COMMAND_TIMEOUT_SECS) -> Outcome:
+        """Runs `command` to its end. An `export` keeps its variables for what follows."""
+        log, started = self._log(), time.monotonic()
+        exports = self.home / f"exported-{self.typed}"
+        extra = f"\nenv -0 > {exports}" if command.startswith("export ") else ""
+        process = self._popen(command, log, extra)
+        try:
+            exit_code = process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill(process)
+            exit_code = None
+        if extra and exit_code == 0:
+            before = self.environment()
+            after = dict(entry.split("=", 1) for entry in
+                         exports.read_text().split("\0") if "=" in entry)
+            self.exported.update({name: value for name, value in after.items()
+                                  if before.get(name) != value and name != "_"
+                                  and name not in ("SHLVL", "PWD", "OLDPWD")})
+        return Outcome(exit_code, log.read_text(errors="replace"), time.monotonic() - started)
+
+    def start(self, command: str, sign, within_secs: float) -> Running:
+        """Starts `command` as in a terminal of its own and waits until sign(output) is true;
+        GaveUp (with its output) when it is not within `within_secs`, or when it ends first."""
+        log = self._log()
+        running = Running(command, self._popen(command, log), log, time.monotonic())
+        self.running.append(running)
+
+        def shown() -> bool:
+            if running.process.poll() is not None:
+                raise GaveUp(f"it ended (exit {running.process.returncode}) before it showed "
+                             f"what it should")
+            return sign(running.output())
+        try:
+            wait_until(shown, within_secs, "the sign that it works")
+        except GaveUp as gave_up:
+            self.stop(running)
+            raise GaveUp(f"{gave_up}; its output:\n{running.output()[-6000:]}") from None
+        return running
+
+    def stop(self, running: Running) -> Outcome:
+        """Ctrl-C in its terminal (SIGINT to its process group), as a user stops it."""
+        if running.outcome is None:
+            stopped = running.process.poll() is None
+            if stopped:
+                os.killpg(running.process.pid, signal.SIGINT)
+            try:
+                exit_code = running.process.wait(timeout=STOP_WITHIN_SECS)
+            except subprocess.TimeoutExpired:
+                _kill(running.process)
+                exit_code = None
+            running.outcome = Outcome(exit_code, running.output(),
+                                      time.monotonic() - running.started, stopped)
+        self.running.remove(running)
+        return running.outcome
+
+    def stop_all(self) -> list[Outcome]:
+        return [self.stop(running) for running in list(self.running)]
+
+    def clean_tmp(self) -> list[Path]:
+        """Takes away what the user's programs left in /tmp (`make run`'s supervisord keeps its
+        socket's password file there); only as root, when the user is a uid of its own."""
+        if os.geteuid() != 0:
+            return []
+        left = [path for path in Path(tempfile.gettempdir()).iterdir()
+                if path.lstat().st_uid == self.uid]
+        for path in left:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        return left
+
+
+def _as_in_a_terminal() -> None:
+    """Ctrl-C as a terminal delivers it: a shell started in the background (nohup ... &, a CI
+    runner's) passes SIGINT on ignored, and Python, make and supervisord then keep ignoring it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _kill(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait(timeout=30)
+
+
+def copy_for(checkout: Path, destination: Path) -> Path:
+    """The user's own clone: a copy of `checkout` (a clean one) and the venv `make install`
+    makes, linked in from this checkout so that its minutes are not spent twice."""
+    shutil.copytree(checkout, destination, symlinks=True)
+    return destination
