@@ -34,7 +34,6 @@ class Outcome:
     exit_code: int | None      # None while it runs, or when it had to be killed
     output: str
     seconds: float
-    stopped_by_ctrl_c: bool = False
 
 
 @dataclass
@@ -145,8 +144,7 @@ class NewUser:
     def stop(self, running: Running) -> Outcome:
         """Ctrl-C in its terminal (SIGINT to its process group), as a user stops it."""
         if running.outcome is None:
-            stopped = running.process.poll() is None
-            if stopped:
+            if running.process.poll() is None:
                 os.killpg(running.process.pid, signal.SIGINT)
             try:
                 exit_code = running.process.wait(timeout=STOP_WITHIN_SECS)
@@ -154,7 +152,7 @@ class NewUser:
                 _kill(running.process)
                 exit_code = None
             running.outcome = Outcome(exit_code, running.output(),
-                                      time.monotonic() - running.started, stopped)
+                                      time.monotonic() - running.started)
         self.running.remove(running)
         return running.outcome
 
@@ -188,10 +186,3 @@ def _kill(process: subprocess.Popen) -> None:
     except ProcessLookupError:
         pass
     process.wait(timeout=30)
-
-
-def copy_for(checkout: Path, destination: Path) -> Path:
-    """The user's own clone: a copy of `checkout` (a clean one) and the venv `make install`
-    makes, linked in from this checkout so that its minutes are not spent twice."""
-    shutil.copytree(checkout, destination, symlinks=True)
-    return destination
