@@ -29,6 +29,7 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -203,6 +204,7 @@ class Result:
     how: str                 # "ran", "started", "checked"
     problem: str = ""        # empty when it did what it should
     detail: str = ""
+    seconds: float = 0.0     # from typing it to the next prompt (a long-running one: to its stop)
 
 
 def outcome_problem(outcome: Outcome, command: str) -> str:
@@ -227,7 +229,9 @@ class Walkthrough:
         for block in docs.blocks(path):
             if block.is_shell:
                 for command in docs.commands(block):
+                    started = time.monotonic()
                     self.results[command.where] = self.one(command)
+                    self.results[command.where].seconds = time.monotonic() - started
         self.stop(lambda running: True)
 
     def stop(self, which) -> None:
@@ -349,3 +353,5 @@ def test_each_command_is_run_or_checked_for_a_reason(walkthrough):
                                         f"{len(checked)} only checked")
     for r in checked:
         print(f"only checked, {r.command.where}: {r.command.text[:70]} -- {r.detail}")
+    for r in sorted(results, key=lambda r: -r.seconds)[:8]:
+        print(f"{r.seconds:5.1f} s, {r.command.where}: {r.command.text[:70]}")

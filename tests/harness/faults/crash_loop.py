@@ -18,6 +18,11 @@ from tests.harness.native_stack import NativeStack, alive, small_config
 from tests.harness.waiting import wait_until
 
 
+# When a kill comes, dealt in turn: a quarter of the kills while the trainer starts, a quarter as
+# it saves, half while it trains.
+KILL_KINDS = ("starting", "saving", "training", "training")
+
+
 @dataclasses.dataclass
 class Kill:
     when: str                  # "starting", "saving" or "training"
@@ -69,9 +74,11 @@ class CrashLoop:
 def crash_loop(folder: Path, kills: int, seed: int = 0) -> CrashLoop:
     """kill -9 the trainer `kills` times at random moments: a quarter while it starts (importing
     TensorFlow, reading the data, restoring), a quarter as it begins a checkpoint save, the rest
-    a random number of steps into training. Then lets it train to max_steps, and returns what
-    it saw."""
+    a random number of steps into training, in a random order (any three kills are one of each).
+    Then lets it train to max_steps, and returns what it saw."""
     rng = random.Random(seed)
+    kinds = [KILL_KINDS[number % len(KILL_KINDS)] for number in range(kills)]
+    rng.shuffle(kinds)
     every = 25
     # Each life trains at most 2 x `every` steps before its kill, so the kills all happen
     # before max_steps; the last stretch then trains undisturbed.
@@ -86,11 +93,10 @@ def crash_loop(folder: Path, kills: int, seed: int = 0) -> CrashLoop:
     after_kills = {"restorable": 0, "total": 0, "partial_saves": [], "problems": []}
     stack.start()
     try:
-        for _ in range(kills):
+        for when in kinds:
             life = wait_until(lambda: _new_life(log, "train", killed), 120, "the trainer to start",
                               interval=0.05)
             pid = program_pid(life)
-            when = rng.choice(["starting", "saving", "training", "training"])
             if when == "starting":
                 time.sleep(rng.uniform(0.0, 8.0))
             else:

@@ -19,4 +19,4 @@ class Size:
 
 
 FULL = Size(kills=20, stops=10, stop_within_secs=60, race_secs=60)
-QUICK = Size(kills=5, stops=3, stop_within_secs=10, race_secs=20)
+QUICK = Size(kills=3, stops=2, stop_within_secs=10, race_secs=20)
