@@ -83,9 +83,12 @@ COPY app/ /app/app/
 # TensorBoard listens on every interface of the container, which a published port needs
 # (natively it keeps to 127.0.0.1); `-p 127.0.0.1:...` decides who on the host reaches it.
 # APPLIANCE_IN_CONTAINER=1: its log's `open ...` line speaks of the published port.
+# One supervisord socket for the container, whoever asks: `docker exec ... entrypoint.sh health`
+# runs as root, supervisord as the volume's owner (natively each user has one of their own).
 ENV CIFAR10_CONFIG=/etc/cifar10/config.yaml \
     CIFAR10_TENSORBOARD_ADDRESS=0.0.0.0 \
     APPLIANCE_IN_CONTAINER=1 \
+    APPLIANCE_SUPERVISOR_SOCKET=/tmp/cifar10-appliance-supervisor.sock \
     PYTHONPATH=/app
 
 VOLUME ["/cifar10_train", "/cifar10_data"]

@@ -42,8 +42,10 @@ if [[ -z "${PYTHON:-}" ]]; then
         PYTHON=python3
     fi
 fi
-# Fixed, not per user or per TMPDIR: `docker exec ... entrypoint.sh health` must find the same one.
-: "${APPLIANCE_SUPERVISOR_SOCKET:=/tmp/cifar10-appliance-supervisor.sock}"
+# One per user (the image sets one for the whole container): two users' appliances on one machine
+# each have their own, and a user's supervisorctl finds theirs. Not per TMPDIR: every shell of the
+# user must find the same one.
+: "${APPLIANCE_SUPERVISOR_SOCKET:=/tmp/cifar10-appliance-supervisor-$(id -u).sock}"
 : "${APPLIANCE_USER:=cifar}"
 # The programs run in the caller's folder, so relative paths in the config mean the same to all.
 PYTHONPATH=$APPLIANCE_HOME${PYTHONPATH:+:$PYTHONPATH}

@@ -25,9 +25,6 @@ from __future__ import annotations
 import re
 import shlex
 import shutil
-import subprocess
-import sys
-import sysconfig
 import tempfile
 import time
 import urllib.error
@@ -42,14 +39,11 @@ from tests.harness import docs, log_lines
 from tests.harness.environment import REPO_ROOT
 from tests.harness.figures import record
 from tests.harness.image import clean_checkout, compose_shell
-from tests.harness.new_user import NewUser, Outcome
+from tests.harness.new_user import NewUser, Outcome, user_venv
 from tests.harness.waiting import GaveUp
 
 pytestmark = pytest.mark.container
 
-# The Debian Python of the same minor version as the tests' (a venv of root's own Python would
-# not run for another user when it lives under /root).
-SYSTEM_PYTHON = f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}"
 USER_ID = 1234          # not root, and not a uid the image knows
 TENSORBOARD = "http://localhost:6006/"
 APPLIANCE_WITHIN_SECS = 420
@@ -275,16 +269,6 @@ class Walkthrough:
         problem = outcome_problem(outcome, text)
         return Result(command, "ran", problem + (f"; its output:\n{outcome.output[-4000:]}"
                                                  if problem else ""))
-
-
-def user_venv(venv: Path) -> None:
-    """What `make install` makes, made in seconds: a venv of the system's Python (one the user
-    can run) that finds this checkout's installed packages, and the mark that it is installed."""
-    subprocess.run([SYSTEM_PYTHON, "-m", "venv", "--without-pip", str(venv)], check=True)
-    site = venv / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / \
-        "site-packages"
-    (site / "checkout-packages.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    (venv / ".installed").touch()
 
 
 def photo(folder: Path) -> None:

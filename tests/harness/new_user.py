@@ -1,15 +1,16 @@
 """A user who is not root, typing the README's and docs/'s commands as written into one shell, in a
 checkout of their own, with the real Docker engine of the tests' own (the user is in its group,
-as in the `docker` group).
+as in the `docker` group), or with none (engine None: native commands only).
 
+    user_venv(checkout / ".venv")     what `make install` makes, in seconds
     user = NewUser(home, checkout, uid, gid, engine)
     outcome = user.type(command)      one that ends by itself: run to its end
     user.start(command, sign)         one that keeps running (`up`, `make run`): in a terminal of
                                       its own, until `sign` shows; stop_all() sends it Ctrl-C
     user.clean_tmp()                  at the end: what its programs left in /tmp
 
-The shell: HOME of the user's own, PATH, the engine's socket as DOCKER_HOST, the docker CLI's
-plugins in ~/.docker/cli-plugins, and whatever the user exports.
+The shell: HOME of the user's own, PATH, the engine's socket as DOCKER_HOST and the docker CLI's
+plugins in ~/.docker/cli-plugins (with an engine), and whatever the user exports.
 """
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
+import sysconfig
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -27,6 +30,19 @@ from tests.harness.waiting import GaveUp, wait_until
 
 COMMAND_TIMEOUT_SECS = 900     # a build from scratch included
 STOP_WITHIN_SECS = 90          # Ctrl-C to gone: compose's stop grace (30 s) and some
+# The Debian Python of the same minor version as the tests' (a venv of root's own Python would
+# not run for another user when it lives under /root).
+SYSTEM_PYTHON = f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def user_venv(venv: Path) -> None:
+    """What `make install` makes, made in seconds: a venv of the system's Python (one the user
+    can run) that finds this checkout's installed packages, and the mark that it is installed."""
+    subprocess.run([SYSTEM_PYTHON, "-m", "venv", "--without-pip", str(venv)], check=True)
+    site = venv / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / \
+        "site-packages"
+    (site / "checkout-packages.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    (venv / ".installed").touch()
 
 
 @dataclass
@@ -54,23 +70,24 @@ class NewUser:
     checkout: Path
     uid: int
     gid: int
-    engine: DockerEngine
+    engine: DockerEngine | None
     exported: dict[str, str] = field(default_factory=dict)
     running: list[Running] = field(default_factory=list)
     typed: int = 0
 
     def __post_init__(self):
-        plugins = self.home / ".docker" / "cli-plugins"
-        plugins.mkdir(parents=True, exist_ok=True)
-        for plugin in PLUGINS:
-            if found := plugin_path(plugin):
-                (plugins / plugin).symlink_to(found)
+        if self.engine:
+            plugins = self.home / ".docker" / "cli-plugins"
+            plugins.mkdir(parents=True, exist_ok=True)
+            for plugin in PLUGINS:
+                if found := plugin_path(plugin):
+                    (plugins / plugin).symlink_to(found)
+            # The engine's socket, as a docker group's member reaches it.
+            os.chmod(self.engine.folder, 0o711)
+            os.chown(self.engine.socket, 0, self.gid)
+            os.chmod(self.engine.socket, 0o660)
         self._give_to_user(self.home)
         self._give_to_user(self.checkout)
-        # The engine's socket, as a docker group's member reaches it.
-        os.chmod(self.engine.folder, 0o711)
-        os.chown(self.engine.socket, 0, self.gid)
-        os.chmod(self.engine.socket, 0o660)
 
     def _give_to_user(self, folder: Path) -> None:
         if os.geteuid() != 0:
@@ -79,9 +96,10 @@ class NewUser:
             os.lchown(path, self.uid, self.gid)
 
     def environment(self) -> dict[str, str]:
+        engine = {"DOCKER_HOST": f"unix://{self.engine.socket}"} if self.engine else {}
         return {"HOME": str(self.home), "USER": "newcomer", "LANG": "C.UTF-8",
-                "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
-                "DOCKER_HOST": f"unix://{self.engine.socket}", **self.exported}
+                "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"), **engine,
+                **self.exported}
 
     def _popen(self, command: str, log: Path, extra: str = "") -> subprocess.Popen:
         as_user = {"user": self.uid, "group": self.gid, "extra_groups": []} \

@@ -19,7 +19,7 @@ from tests.harness.podman import (Container, HostFootprint, IsolatedPodman, Trac
 from tests.harness.waiting import wait_until
 
 APPLIANCE_PORT = 6006
-SOCKET = "/tmp/cifar10-appliance-supervisor.sock"   # entrypoint.sh's default
+SOCKET = "/tmp/cifar10-appliance-supervisor.sock"   # the image's (Dockerfile)
 NOBODY = "65534:65534"
 
 
