@@ -74,7 +74,7 @@ class CrashLoop:
 def crash_loop(folder: Path, kills: int, seed: int = 0) -> CrashLoop:
     """kill -9 the trainer `kills` times at random moments: a quarter while it starts (importing
     TensorFlow, reading the data, restoring), a quarter as it begins a checkpoint save, the rest
-    a random number of steps into training, in a random order (any three kills are one of each).
+    a random number of steps into training, in a random order (three kills: one of each).
     Then lets it train to max_steps, and returns what it saw."""
     rng = random.Random(seed)
     kinds = [KILL_KINDS[number % len(KILL_KINDS)] for number in range(kills)]
