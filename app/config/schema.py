@@ -24,6 +24,7 @@ checked like the rest, before anything starts.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import ipaddress
 import math
@@ -470,11 +471,23 @@ def at_resume(section: str, key: str) -> str | None:
     return SECTIONS[section].AT_RESUME if kind == "section's" else kind
 
 
+def with_a_say_at_resume(config: Config):
+    """(section, key, value, kind) of every key that has a say in this config (in_effect) and
+    that a resume compares (at_resume is not None), section by section, as the schema lists them:
+    what a resume checks (app/train/starts.py) and HParams shows (app/tensorboard/hparams.py)."""
+    for section in SECTIONS:
+        for key, value in dataclasses.asdict(getattr(config, section)).items():
+            kind = at_resume(section, key)
+            if kind is not None and in_effect(config, section, key):
+                yield section, key, value, kind
+
+
 def before_it_existed(section: str, key: str):
     """The value of section.key a run recorded before the key existed trained with, or UNKNOWN."""
     return _metadata(section, key)["before_it_existed"]
 
 
+@functools.cache
 def _metadata(section: str, key: str):
     return next(field.metadata for field in dataclasses.fields(SECTIONS[section])
                 if field.name == key)

@@ -22,8 +22,6 @@ run in a folder of its own gets them: one reason runs are folders of the volume.
 """
 from __future__ import annotations
 
-import dataclasses
-
 import tensorflow as tf
 from tensorboard.plugins.hparams import api as hp
 
@@ -53,12 +51,9 @@ def hyperparameters(config) -> dict:
     that a new one shows up without a change here, where it has a say (of the recipes' sections
     only the run's own: tutorial.initial_learning_rate, fast.width); and how eval measures it.
     Unset values (a null seed) are left out: the plugin takes no None."""
-    values = {}
-    for section in schema.SECTIONS:
-        for key, value in dataclasses.asdict(getattr(config, section)).items():
-            if (schema.at_resume(section, key) in schema.HYPERPARAMETER_KINDS
-                    and schema.in_effect(config, section, key)):
-                values[f"{section}.{key}"] = value
+    values = {f"{section}.{key}": value
+              for section, key, value, kind in schema.with_a_say_at_resume(config)
+              if kind in schema.HYPERPARAMETER_KINDS}
     values["eval.num_examples"] = config.eval.num_examples
     values["eval.use_moving_averages"] = config.eval.use_moving_averages
     return {name: value for name, value in values.items() if value is not None}

@@ -100,17 +100,13 @@ def changes(record: dict, config) -> list[Change]:
     where the key has a say (the run's recipe's section, the synthetic set's keys for it)."""
     spanning = recipes.RECIPES[config.train.recipe].schedule_spans_run
     found = []
-    for section in schema.SECTIONS:
-        for key, new in dataclasses.asdict(getattr(config, section)).items():
-            kind = schema.at_resume(section, key)
-            if kind is None or not schema.in_effect(config, section, key):
-                continue
-            old = (record.get(section) or {}).get(key, schema.before_it_existed(section, key))
-            if old is schema.UNKNOWN or old == new:
-                continue
-            if kind == schema.RUN_LENGTH and spanning:
-                kind = schema.LEARNED
-            found.append(Change(f"{section}.{key}", old, new, kind))
+    for section, key, new, kind in schema.with_a_say_at_resume(config):
+        old = (record.get(section) or {}).get(key, schema.before_it_existed(section, key))
+        if old is schema.UNKNOWN or old == new:
+            continue
+        if kind == schema.RUN_LENGTH and spanning:
+            kind = schema.LEARNED
+        found.append(Change(f"{section}.{key}", old, new, kind))
     return found
 
 
