@@ -49,7 +49,8 @@ def training_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, au
 
 def shuffled_positions(step, batch_size: int, count: int, seed: int):
     """The indices of the images of batch `step`: positions step*B.. of the stream, each epoch
-    a permutation of 0..count-1 of its own. A batch spans at most two epochs (B <= count)."""
+    a permutation of 0..count-1 of its own. A batch spans two epochs at most when B <= count,
+    more in a set smaller than a batch (a small synthetic set)."""
     import tensorflow as tf
 
     positions = tf.cast(step, tf.int64) * batch_size + tf.range(batch_size, dtype=tf.int64)
@@ -61,7 +62,10 @@ def shuffled_positions(step, batch_size: int, count: int, seed: int):
             positions % count, tf.stack([tf.constant(seed, tf.int64) * 2 + SHUFFLE_STREAM, epoch]),
             count - 1)
 
-    return tf.where(epochs == first_epoch, order_of(first_epoch), order_of(first_epoch + 1))
+    indices = order_of(first_epoch)
+    for later in range(1, -(-batch_size // count) + 1):  # the other epochs the batch reaches
+        indices = tf.where(epochs == first_epoch + later, order_of(first_epoch + later), indices)
+    return indices
 
 
 def augmentation_seed(seed: int, step, replica=0):

@@ -225,15 +225,19 @@ def test_training_batches_started_at_a_step_are_the_batches_of_that_step(tmp_pat
     assert not np.array_equal(other_seed[0][0], from_step_4[0][0])
 
 
-def test_each_epoch_takes_every_training_image_once_in_an_order_of_its_own():
-    count, batch_size = 40, 8  # five batches an epoch
+@pytest.mark.parametrize("count, batch_size", [(40, 8), (40, 12), (10, 16), (10, 25)],
+                         ids=["five batches an epoch", "batches across two epochs",
+                              "a batch larger than the set", "a batch over three epochs"])
+def test_each_epoch_takes_every_training_image_once_in_an_order_of_its_own(count, batch_size):
     images = np.zeros((count, 32, 32, 3), np.uint8)
     dataset = pipeline.training_dataset(images, np.arange(count, dtype=np.int32), batch_size,
                                         seed=5)
-    drawn = np.concatenate([labels.numpy() for _, labels in dataset.take(10)])
-    first, second = drawn[:count], drawn[count:]
-    assert sorted(first) == sorted(second) == list(range(count))
-    assert first.tolist() != second.tolist() and first.tolist() != sorted(first)
+    epochs = 4
+    drawn = np.concatenate([labels.numpy() for _, labels in
+                            dataset.take(-(-epochs * count // batch_size))])
+    orders = [drawn[epoch * count:(epoch + 1) * count].tolist() for epoch in range(epochs)]
+    assert all(sorted(order) == list(range(count)) for order in orders), orders
+    assert len({tuple(order) for order in orders}) == epochs and orders[0] != sorted(orders[0])
 
 
 def test_crops_differ_between_images_of_a_batch():
